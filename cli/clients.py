@@ -1,0 +1,172 @@
+"""Client commands: `submit` notifications, send a staff `command`, `watch` events."""
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import click
+
+from earlyhelp.schemas import (
+    COMMAND_MODELS, COMMANDS_EXCHANGE, EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE, MessageRefused, parse_command,
+    parse_notification,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _client(settings):
+    from earlyhelp.producers.upstream_client import UpstreamClient
+
+    if settings.is_memory_broker:
+        raise click.ClickException("submit, command and watch need a RabbitMQ broker; memory:// lives in one process")
+    try:
+        return UpstreamClient(settings.broker_url)
+    except Exception as error:  # noqa: BLE001 - pika raises several kinds for "not there"
+        raise click.ClickException(f"cannot reach RabbitMQ at the configured EARLYHELP_BROKER_URL ({type(error).__name__})")
+
+
+def read_documents(stream) -> list[tuple[int, bytes]]:
+    """One JSON object, or JSON Lines: returns (line number, raw bytes) for each document."""
+    raw = stream.read()
+    text = raw.strip()
+    if not text:
+        return []
+    try:
+        json.loads(text)
+        return [(1, text)]
+    except (ValueError, RecursionError):
+        pass
+    return [(n, line.strip()) for n, line in enumerate(raw.splitlines(), 1) if line.strip()]
+
+
+@click.command()
+@click.argument("source", type=click.File("rb"))
+@click.pass_obj
+def submit(settings, source) -> None:
+    """Validate notifications (one JSON object or JSON Lines; '-' reads stdin) and publish them with confirms."""
+    documents = read_documents(source)
+    if not documents:
+        raise click.ClickException("no notification found in the input")
+    failures = 0
+    with _client(settings) as client:
+        for line, body in documents:
+            label = f"line {line}"
+            try:
+                obj = json.loads(body)
+                source_word = obj.get("referrer", {}).get("source") if isinstance(obj, dict) else None
+                key = f"notification.{source_word}"
+                notification = parse_notification(body, key, now=_now())
+            except MessageRefused as refused:
+                failures += 1
+                click.echo(f"{label}: refused, not sent: {refused.reason}")
+                for error in refused.errors:
+                    click.echo(f"    {error}")
+                continue
+            except (ValueError, RecursionError, AttributeError):
+                failures += 1
+                click.echo(f"{label}: refused, not sent: not a JSON object")
+                continue
+            sent = client.publish(NOTIFICATIONS_EXCHANGE, key, body, message_id=notification.notification_id)
+            failures += 0 if sent.ok else 1
+            click.echo(f"{label}: {notification.notification_id}: {sent.outcome}: {sent.explanation}")
+    click.echo(f"{len(documents) - failures} sent, {failures} not sent")
+    if failures:
+        sys.exit(1)
+
+
+def _parse_value(value: str):
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+@click.command(name="command")
+@click.argument("name", type=click.Choice(sorted(COMMAND_MODELS)))
+@click.argument("case_id")
+@click.argument("fields", nargs=-1)
+@click.option("--actor", default="cli:staff", show_default=True, help="Who is acting, as ID:ROLE.")
+@click.option("--command-id", default=None, help="Defaults to a new UUID.")
+@click.option("--issued-at", default=None, help="ISO 8601 time with a zone; defaults to now.")
+@click.pass_obj
+def command(settings, name, case_id, fields, actor, command_id, issued_at) -> None:
+    """Send a staff command: earlyhelp command triage CASE_ID service=early_help_unit district=Maidstone.
+
+    Lists (request_information's `missing`) are comma-separated; provide_information takes each
+    key=value as a field path and its value.
+    """
+    actor_id, _, role = actor.partition(":")
+    body = {"schema_version": 1, "command_id": command_id or str(uuid.uuid4()), "case_id": case_id,
+            "actor": {"id": actor_id, "role": role or "staff"}, "issued_at": issued_at or _now().isoformat()}
+    pairs = {}
+    for item in fields:
+        if "=" not in item:
+            raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint="FIELDS")
+        key, value = item.split("=", 1)
+        pairs[key] = _parse_value(value)
+    if name == "provide_information":
+        body["fields"] = pairs
+    else:
+        if name == "request_information" and isinstance(pairs.get("missing"), str):
+            pairs["missing"] = [p for p in pairs["missing"].split(",") if p]
+        body.update(pairs)
+    raw = json.dumps(body).encode()
+    key = f"case.{name}"
+    try:
+        parse_command(raw, key, now=_now(), districts=settings.district_names)
+    except MessageRefused as refused:
+        raise click.ClickException(f"{refused.reason}: " + "; ".join(refused.errors)) from None
+    with _client(settings) as client:
+        sent = client.publish(COMMANDS_EXCHANGE, key, raw, message_id=body["command_id"])
+    click.echo(f"{body['command_id']}: {sent.outcome}: {sent.explanation}")
+    if not sent.ok:
+        sys.exit(1)
+
+
+PERSONAL_DATA_KEYS = ("child", "notifier")
+
+
+def hide_personal(event: dict) -> dict:
+    data = event.get("data")
+    if isinstance(data, dict) and any(k in data for k in PERSONAL_DATA_KEYS):
+        event = {**event, "data": {k: ("[hidden: --show-personal]" if k in PERSONAL_DATA_KEYS else v)
+                                   for k, v in data.items()}}
+    return event
+
+
+@click.command()
+@click.argument("bindings", nargs=-1)
+@click.option("--show-personal", is_flag=True, help="Show the child's and notifier's details where events carry them.")
+@click.option("--count", type=int, default=0, help="Stop after this many events (0: run until interrupted).")
+@click.option("--timeout", type=float, default=0, help="Stop after this many seconds without an event (0: never).")
+@click.pass_obj
+def watch(settings, bindings, show_personal, count, timeout) -> None:
+    """Print events as they come (bindings like case.allocated.# or sla.breached.#; default all)."""
+    client = _client(settings)
+    channel = client.connection.channel()
+    queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+    try:
+        for binding in bindings or ("#",):
+            channel.queue_bind(queue, EVENTS_EXCHANGE, routing_key=binding)
+    except Exception as error:  # noqa: BLE001
+        raise click.ClickException(f"cannot bind to {EVENTS_EXCHANGE} (has `earlyhelp serve` run once?): {error}")
+    seen = 0
+    for method, _props, body in channel.consume(queue, auto_ack=True, inactivity_timeout=timeout or None):
+        if method is None:
+            break
+        try:
+            event = json.loads(body)
+            shown = event if show_personal else hide_personal(event)
+        except ValueError:
+            shown = {"unreadable_body_bytes": len(body)}
+        click.echo(f"{method.routing_key} {json.dumps(shown, sort_keys=True)}")
+        seen += 1
+        if count and seen >= count:
+            break
+    client.close()
+
+
+COMMANDS = [submit, command, watch]

@@ -1,0 +1,96 @@
+"""The `earlyhelp` command line: one group, its commands kept in small modules beside this one."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from earlyhelp.config import load_settings
+from earlyhelp.logs import configure_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.pass_context
+def cli(ctx: click.Context, log_level: str) -> None:
+    """earlyhelp: the Early Help case-flow engine on RabbitMQ."""
+    configure_logging(log_level.upper())
+    try:
+        ctx.obj = load_settings()
+    except Exception as error:  # pydantic-settings names the bad variable
+        raise click.ClickException(f"configuration error: {error}") from error
+
+
+@cli.command()
+@click.pass_obj
+def serve(settings) -> None:
+    """Run the engine: declare the topology, apply migrations, consume, publish events."""
+    from earlyhelp.consumers.runtime import EngineRuntime
+    from earlyhelp.status_server import PortTaken, start_status_server
+
+    runtime = EngineRuntime(settings)
+    server = None
+    if settings.metrics_port:
+        try:
+            server = start_status_server(settings.metrics_port, runtime.ready)
+        except PortTaken as error:
+            raise click.ClickException(str(error)) from error
+    try:
+        code = runtime.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+    sys.exit(code)
+
+
+@cli.command()
+@click.option("--revision", default="head", show_default=True)
+@click.pass_obj
+def migrate(settings, revision: str) -> None:
+    """Apply the database migrations (serve also does this when it starts)."""
+    from earlyhelp.persistence.database import current_revision, migrate as run_migrations
+
+    run_migrations(settings.database_url, revision)
+    click.echo(f"database at revision {current_revision(settings.database_url)}")
+
+
+@cli.command()
+@click.option("--check", is_flag=True, help="Exit 1 if the committed files differ from the code.")
+def schemas(check: bool) -> None:
+    """Write the JSON Schemas and the AsyncAPI document generated from the message models."""
+    from earlyhelp.schemas import generate
+
+    if check:
+        drifted = generate.drifted()
+        if drifted:
+            raise click.ClickException("generated schema files differ from the code: " + ", ".join(drifted))
+        click.echo("schema files match the code")
+        return
+    for path in generate.write_all():
+        click.echo(str(path))
+
+
+@cli.command()
+def diagram() -> None:
+    """Print the case workflow as a Mermaid diagram, drawn from the state machine itself."""
+    from earlyhelp.workflows.case_machine import CaseMachine
+
+    click.echo(CaseMachine.mermaid())
+
+
+def _register_client_commands() -> None:
+    from . import clients
+
+    for command in clients.COMMANDS:
+        cli.add_command(command)
+
+
+_register_client_commands()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

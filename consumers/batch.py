@@ -1,0 +1,167 @@
+"""Handles a batch of deliveries in one database transaction, committed before anything is acked.
+
+Failures are sorted by cause, because each needs a different answer:
+- a lost race with another worker (a case's version moved, a processed id inserted first): retry the
+  batch at once; the second pass sees the other worker's work as a repeat or a newer version;
+- the database is away: keep the deliveries, ack nothing, retry with backoff until it returns (never
+  requeue: a requeue would count against the queue's delivery limit and dead-letter good messages);
+- anything else is a fault in handling one message (a bug, a constraint): the batch is split and each
+  message retried alone; one that keeps failing is dead-lettered with its reason, so it never blocks
+  the messages behind it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+
+from earlyhelp import metrics
+from earlyhelp.logs import get_logger
+from earlyhelp.persistence.case_store import CaseStore, ConcurrencyConflict
+from earlyhelp.workflows.case_flow import CaseFlow
+
+from .delivery import Delivery
+from .handlers import Batch, Handled, Parsed, handle, parse
+from .refusals import dead_letter_row
+
+log = get_logger("earlyhelp.batch")
+
+MAX_RACE_RETRIES = 20
+ATTEMPTS_BEFORE_DEAD_LETTER = 3
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Connection-level failures: the database is away or restarting, not this message's fault."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        text = str(error.orig if getattr(error, "orig", None) is not None else error).lower()
+        # SQLite "database is locked" is contention, retried like a race, not an outage.
+        return "locked" not in text
+    return isinstance(error, sa_exc.TimeoutError)
+
+
+def is_lost_race(error: BaseException) -> bool:
+    if isinstance(error, ConcurrencyConflict):
+        return True
+    if isinstance(error, sa_exc.IntegrityError):
+        text = str(error.orig).lower()
+        return any(name in text for name in ("processed_messages", "pk_cases", "cases_pkey", "cases.case_id",
+                                             "uq_case_history_case_sequence", "notification_id",
+                                             "uq_outbox_event_id", "outbox.event_id", "message_key"))
+    if isinstance(error, sa_exc.OperationalError):
+        text = str(error.orig).lower()
+        return "locked" in text or "deadlock" in text or "could not serialize" in text
+    return False
+
+
+@dataclass
+class BatchResult:
+    handled: list[Handled]
+
+
+class BatchProcessor:
+    """Runs batches through parse → transaction(handlers) → commit; the caller acks after it returns."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], districts, flow: CaseFlow | None = None,
+                 on_database_state: Callable[[bool], None] | None = None,
+                 should_stop: Callable[[], bool] = lambda: False, sleep=time.sleep) -> None:
+        self.engine, self.clock, self.districts = engine, clock, list(districts)
+        self.flow = flow or CaseFlow()
+        self.on_database_state = on_database_state or (lambda up: None)
+        self.should_stop, self.sleep = should_stop, sleep
+
+    def process(self, deliveries: list[Delivery]) -> BatchResult:
+        """Handle and commit `deliveries`; returns once every one of them may be acked."""
+        started = time.perf_counter()
+        now = self.clock()
+        parsed = [parse(d, now, self.districts) for d in deliveries]
+        try:
+            handled = self._commit(parsed)
+        except _HandlingFault:
+            handled = [self._one_alone(p) for p in parsed] if len(parsed) > 1 else [self._one_alone(parsed[0])]
+        metrics.BATCH_SIZE.observe(len(deliveries))
+        metrics.HANDLING_SECONDS.observe(time.perf_counter() - started)
+        for p, h in zip(parsed, handled):
+            metrics.MESSAGES.labels(p.input, h.outcome).inc()
+            if h.outcome == "repeat":
+                metrics.REPEATS.labels(p.input).inc()
+            log.info("message handled", input=p.input, outcome=h.outcome, case_id=h.case_id,
+                     message_id=p.delivery.message_id, routing_key=p.delivery.routing_key,
+                     refusal=h.reason if h.outcome in ("refused", "conflict", "not_allowed") else None,
+                     duration_ms=round((time.perf_counter() - started) * 1000, 3), batch=len(deliveries))
+        return BatchResult(handled)
+
+    # -- the transaction, with retries by cause --------------------------------------------------
+    def _commit(self, parsed: list[Parsed], now: datetime | None = None) -> list[Handled]:
+        races, backoff = 0, 0.05
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    store = CaseStore(conn)
+                    batch = Batch(store, self.flow, now or self.clock())
+                    batch.preload(parsed)
+                    handled = [handle(batch, p) for p in parsed]
+                    store.flush(batch.now)
+                self.on_database_state(True)
+                return handled
+            except Exception as error:  # noqa: BLE001 - sorted by cause below
+                if is_lost_race(error) and races < MAX_RACE_RETRIES:
+                    races += 1
+                    metrics.RETRIES.labels("race").inc()
+                    self.sleep(0.001 * races)
+                    continue
+                if is_database_unavailable(error):
+                    self.on_database_state(False)
+                    metrics.RETRIES.labels("database").inc()
+                    log.warning("database unavailable; holding the batch", error=type(error).__name__,
+                                retry_in_s=backoff, batch=len(parsed))
+                    if self.should_stop():
+                        raise DatabaseUnavailable() from error
+                    self.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                raise _HandlingFault() from error
+
+    def _one_alone(self, parsed: Parsed) -> Handled:
+        """Retry one message in its own transaction; dead-letter it if it keeps failing."""
+        last: BaseException | None = None
+        for attempt in range(1, ATTEMPTS_BEFORE_DEAD_LETTER + 1):
+            try:
+                return self._commit([parsed])[0]
+            except _HandlingFault as fault:
+                last = fault.__cause__
+                metrics.RETRIES.labels("fault").inc()
+                log.warning("handling failed", attempt=attempt, error=type(last).__name__,
+                            message_id=parsed.delivery.message_id, routing_key=parsed.delivery.routing_key)
+        reason = (f"handling failed {ATTEMPTS_BEFORE_DEAD_LETTER} times ({type(last).__name__}); "
+                  "the engine could not process this message")
+        log.error("dead-lettering a message that kept failing", error=type(last).__name__, exc_info=last,
+                  message_id=parsed.delivery.message_id)
+        self._dead_letter(parsed.delivery, reason)
+        return Handled("failed", reason=reason)
+
+    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    store = CaseStore(conn)
+                    store.add_outbox(dead_letter_row(delivery, reason, self.clock()))
+                    store.flush(self.clock())
+                return
+            except Exception as error:  # noqa: BLE001
+                if not is_database_unavailable(error) or self.should_stop():
+                    raise
+                self.sleep(1.0)
+
+
+class _HandlingFault(Exception):
+    """A failure that is not a race and not an outage: something about the message or the code."""
+
+
+class DatabaseUnavailable(Exception):
+    """Raised only when stopping while the database is away: the deliveries stay unacked for redelivery."""

@@ -1,0 +1,196 @@
+"""The engine's message handlers, one per input, and the table that routes a delivery to its handler.
+
+A handler runs inside the batch's transaction (a `Batch`): it drops repeats, loads the case, fires
+the transition through the domain (`workflows`) and stages history, events and the processed id.
+Adding a command is one model (schemas), one branch in workflows.case_flow, one test; the table
+here routes every `case.<command>` key to `handle_command`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from earlyhelp import metrics
+from earlyhelp.schemas import (
+    COMMANDS_EXCHANGE, NOTIFICATIONS_EXCHANGE, MessageRefused, Notification, content_hash,
+    parse_command, parse_notification,
+)
+from earlyhelp.workflows.case_flow import Case, CaseFlow
+from earlyhelp.workflows.case_machine import TransitionNotAllowed
+
+from .delivery import Delivery
+from .recording import case_id_for, record_changes
+from .refusals import dead_letter_row, rejection_event, rejection_row
+
+
+@dataclass
+class Handled:
+    """What became of one delivery: for logs, metrics and tests."""
+
+    outcome: str  # opened | applied | repeat | refused | conflict | not_allowed
+    case_id: str | None = None
+    reason: str | None = None
+    message_key: str | None = None
+
+
+@dataclass
+class Parsed:
+    """A delivery decoded and validated before the transaction opens (validation needs no database)."""
+
+    delivery: Delivery
+    input: str  # "notification" | "command"
+    message: object = None
+    refusal: MessageRefused | None = None
+
+    @property
+    def key(self) -> str | None:
+        if self.message is None:
+            return None
+        if self.input == "notification":
+            return "notification:" + self.message.notification_id
+        return "command:" + self.message.command_id
+
+    @property
+    def case_id(self) -> str | None:
+        if self.message is None:
+            return None
+        if self.input == "notification":
+            return case_id_for(self.message.notification_id)
+        return self.message.case_id
+
+
+def parse(delivery: Delivery, now: datetime, districts) -> Parsed:
+    """Decode and validate by the exchange the message came through."""
+    if delivery.exchange == NOTIFICATIONS_EXCHANGE:
+        kind, parser = "notification", lambda: parse_notification(
+            delivery.body, delivery.routing_key, now=now, content_encoding=delivery.content_encoding)
+    elif delivery.exchange == COMMANDS_EXCHANGE:
+        kind, parser = "command", lambda: parse_command(
+            delivery.body, delivery.routing_key, now=now, districts=districts,
+            content_encoding=delivery.content_encoding)
+    else:
+        refusal = MessageRefused(f"messages from exchange '{delivery.exchange}' are not for the engine",
+                                 [f"exchange: expected {NOTIFICATIONS_EXCHANGE} or {COMMANDS_EXCHANGE}"],
+                                 code="wrong_exchange")
+        return Parsed(delivery, "command" if delivery.routing_key.startswith("case.") else "notification",
+                      refusal=refusal)
+    try:
+        return Parsed(delivery, kind, message=parser())
+    except MessageRefused as refusal:
+        return Parsed(delivery, kind, refusal=refusal)
+
+
+class Batch:
+    """One transaction's worth of deliveries: the store, the cases loaded, what this batch already did."""
+
+    def __init__(self, store, flow: CaseFlow, now: datetime) -> None:
+        self.store, self.flow, self.now = store, flow, now
+        self.cases: dict[str, Case] = {}
+        self.versions_read: dict[str, int] = {}
+        self.processed: dict[str, tuple[str, str | None, datetime]] = {}
+        self.details: dict[str, Notification] = {}
+
+    def preload(self, parsed: list[Parsed]) -> None:
+        """Read every processed id and case the batch names: two queries for the whole batch."""
+        self.processed = self.store.load_processed(p.key for p in parsed if p.key)
+        command_cases = [p.case_id for p in parsed if p.input == "command" and p.message is not None]
+        self.cases = self.store.load_cases(command_cases)
+        self.versions_read = {cid: c.version for cid, c in self.cases.items()}
+
+    def notification_of(self, case_id: str) -> Notification:
+        if case_id not in self.details:
+            stored = self.store.load_details(case_id)
+            self.details[case_id] = Notification.model_validate(stored, context={"stored": True})
+        return self.details[case_id]
+
+    # -- outcomes shared by the handlers ---------------------------------------------------------
+    def repeat_or_conflict(self, parsed: Parsed, digest: str) -> Handled | None:
+        seen = self.processed.get(parsed.key)
+        if seen is None:
+            return None
+        first_hash, case_id, first_at = seen
+        if first_hash == digest:
+            return Handled("repeat", case_id, message_key=parsed.key)
+        kind, ident = parsed.key.split(":", 1)
+        reason = (f"{kind}_id '{ident}' was already used on {first_at.isoformat()} for a different {kind}"
+                  f"{f' (case {case_id})' if case_id else ''}; send a new id for a new {kind}")
+        self.refuse(parsed, MessageRefused(reason, [f"{kind}_id: already used for different content"],
+                                           ids={f"{kind}_id": ident, "case_id": case_id}, code="conflict"))
+        return Handled("conflict", case_id, reason, parsed.key)
+
+    def refuse(self, parsed: Parsed, refusal: MessageRefused, dead_letter: bool = True,
+               extra: dict | None = None) -> Handled:
+        event_type = f"{parsed.input}.rejected"
+        event = rejection_event(event_type, refusal.reason, refusal.errors, refusal.ids, parsed.delivery,
+                                self.now, extra)
+        self.store.add_outbox(rejection_row(event, self.now))
+        if dead_letter:
+            self.store.add_outbox(dead_letter_row(parsed.delivery, refusal.reason, self.now,
+                                                  getattr(refusal, "original_size", None)))
+        metrics.REFUSALS.labels(parsed.input, refusal.code).inc()
+        return Handled("refused" if dead_letter else "not_allowed", refusal.ids.get("case_id"), refusal.reason)
+
+    def mark_processed(self, parsed: Parsed, digest: str, case_id: str) -> None:
+        self.store.add_processed(parsed.key, digest, case_id, self.now)
+        self.processed[parsed.key] = (digest, case_id, self.now)
+
+
+def handle_notification(batch: Batch, parsed: Parsed) -> Handled:
+    notification = parsed.message
+    digest = content_hash(notification)
+    if (earlier := batch.repeat_or_conflict(parsed, digest)) is not None:
+        return earlier
+    case, changes = batch.flow.open(parsed.case_id, notification)
+    stored = notification.model_dump(mode="json", exclude_none=True)
+    batch.store.add_case(case, stored, batch.now, getattr(notification.referrer, "referral_source_code", None))
+    batch.cases[case.case_id], batch.details[case.case_id] = case, notification
+    record_changes(batch.store, case, changes, batch.now, parsed.delivery.user_id)
+    batch.mark_processed(parsed, digest, case.case_id)
+    return Handled("opened", case.case_id, message_key=parsed.key)
+
+
+def handle_command(batch: Batch, parsed: Parsed) -> Handled:
+    command = parsed.message
+    digest = content_hash(command)
+    if (earlier := batch.repeat_or_conflict(parsed, digest)) is not None:
+        return earlier
+    case = batch.cases.get(command.case_id)
+    if case is None:
+        return batch.refuse(parsed, MessageRefused(
+            f"case '{command.case_id}' is not known to the engine; check the case id",
+            ["case_id: no such case"], ids={"command_id": command.command_id, "case_id": command.case_id},
+            code="unknown_case"))
+    # Work on a copy: a refused command must leave the batch's view of the case untouched.
+    working = Case(**{f: getattr(case, f) for f in case.__dataclass_fields__})
+    needs_details = command.name in ("allocate", "step_down", "close", "provide_information")
+    notification = batch.notification_of(case.case_id) if needs_details else None
+    try:
+        outcome = batch.flow.apply(working, command, notification)
+    except TransitionNotAllowed as refused:
+        return batch.refuse(parsed, MessageRefused(
+            f"a case in state '{refused.state}' cannot take '{command.name}'; the command was not applied",
+            [f"state: '{command.name}' is not allowed from '{refused.state}'"],
+            ids={"command_id": command.command_id, "case_id": case.case_id}, code="not_allowed_in_state"),
+            dead_letter=False, extra={"command": command.name, "state": refused.state})
+    except MessageRefused as refusal:
+        refusal.ids.setdefault("command_id", command.command_id)
+        refusal.ids.setdefault("case_id", case.case_id)
+        return batch.refuse(parsed, refusal)
+    batch.cases[case.case_id] = working
+    batch.store.change_case(working, batch.versions_read.get(case.case_id, case.version))
+    if outcome.notification is not notification:
+        batch.details[case.case_id] = outcome.notification
+        batch.store.change_details(case.case_id, outcome.notification.model_dump(mode="json", exclude_none=True))
+    record_changes(batch.store, working, outcome.changes, batch.now, parsed.delivery.user_id)
+    batch.mark_processed(parsed, digest, case.case_id)
+    return Handled("applied", case.case_id, message_key=parsed.key)
+
+
+# The one table that routes an input to its handler.
+HANDLERS = {"notification": handle_notification, "command": handle_command}
+
+
+def handle(batch: Batch, parsed: Parsed) -> Handled:
+    if parsed.refusal is not None:
+        return batch.refuse(parsed, parsed.refusal)
+    return HANDLERS[parsed.input](batch, parsed)

@@ -1,0 +1,89 @@
+"""Turns a case's changes into what one transaction stores: history rows and outbox events.
+
+Every entry point (a notification, a command, the SLA scanner) ends here, so an event's id, routing
+key and envelope are made in one place. The event id is derived from the case, its version and the
+event type: the same transition can never be published under two ids.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from earlyhelp.schemas import EVENTS_EXCHANGE, event_routing_key, serialize_event
+from earlyhelp.workflows.case_flow import Case, Change
+
+# Fixed namespace for event ids (uuid5): stable across workers, restarts and replays.
+EVENT_NAMESPACE = uuid.UUID("8f7d3c52-6a1e-4c1b-9a0e-3f6b2d9e4a10")
+CASE_NAMESPACE = uuid.UUID("2b9c1f4e-7d3a-4e8b-8c5f-1a6d0e7b9c23")
+
+
+def case_id_for(notification_id: str) -> str:
+    """A case's id follows from its notification's id, so two workers racing on one notification collide."""
+    return str(uuid.uuid5(CASE_NAMESPACE, notification_id))
+
+
+def event_id_for(case_id: str, sequence: int, event_type: str) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{case_id}/{sequence}/{event_type}"))
+
+
+def case_event(case: Case, change: Change, recorded_at: datetime) -> dict:
+    """The contract's envelope for a case, SLA or school event (CONTRACT.md, "Events")."""
+    event = {
+        "schema_version": 1,
+        "event_id": event_id_for(case.case_id, change.sequence, change.event_type),
+        "event_type": change.event_type,
+        "occurred_at": change.occurred_at,
+        "recorded_at": recorded_at,
+        "case_id": case.case_id,
+        "notification_id": case.notification_id,
+        "state": change.state,
+        "sequence": change.sequence,
+        "source": case.source,
+        "kind": case.kind,
+        "priority": case.priority,
+        "caused_by": change.caused_by,
+        "data": change.data,
+    }
+    if case.district is not None:
+        event["district"] = case.district
+        event["service"] = case.service
+    if change.previous_state is not None:
+        event["previous_state"] = change.previous_state
+    if change.actor is not None:
+        event["actor"] = change.actor
+    return event
+
+
+def outbox_row(event: dict, routing_key: str, at: datetime) -> dict:
+    return {
+        "event_id": event["event_id"], "exchange": EVENTS_EXCHANGE, "routing_key": routing_key,
+        "body": serialize_event(event), "headers": None,
+        "properties": {"message_id": event["event_id"], "type": event["event_type"]},
+        "mandatory": False, "created_at": at, "published_at": None, "attempts": 0,
+    }
+
+
+def record_changes(store, case: Case, changes: list[Change], recorded_at: datetime,
+                   sender_user_id: str | None = None) -> None:
+    """Stage the history rows (transitions only) and the events of `changes` in `store`."""
+    for change in changes:
+        event = case_event(case, change, recorded_at)
+        key = event_routing_key(change.event_type, district=case.district, school_urn=case.school_urn)
+        store.add_outbox(outbox_row(event, key, recorded_at))
+        if not change.is_transition:
+            continue
+        actor = change.actor or {}
+        store.add_history({
+            "case_id": case.case_id, "sequence": change.sequence, "event_type": change.event_type,
+            "event_id": event["event_id"], "from_state": change.previous_state, "to_state": change.state,
+            "occurred_at": change.occurred_at, "recorded_at": recorded_at, "actor_id": actor.get("id"),
+            "actor_role": actor.get("role"), "caused_by": change.caused_by, "sender_user_id": sender_user_id,
+            "data": history_data(change),
+        })
+
+
+def history_data(change: Change) -> dict:
+    """What the history keeps of an event's data: everything but the allocated team's copy of personal details."""
+    if change.event_type == "case.allocated":
+        return {k: v for k, v in change.data.items() if k not in ("child", "notifier")}
+    return change.data

@@ -1,0 +1,225 @@
+"""`earlyhelp serve`: consumes notifications and commands, handles them in batches, acks after commit.
+
+The loop: drain deliveries from the broker (up to a batch, waiting a few milliseconds for more once
+one has come) → BatchProcessor (one transaction) → ack the batch with one `multiple` ack → wake the
+outbox relay. The relay (its own thread and connection) publishes what the transaction stored. The
+connection is re-established with backoff whenever the broker goes away; anything not yet acked is
+redelivered by the broker and recognised as a repeat if it was already committed.
+On SIGTERM or SIGINT the engine stops consuming, handles and acks what it already holds, lets the relay
+publish what is pending, and exits 0.
+"""
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from functools import partial
+from typing import Callable
+
+from kombu import Connection, Consumer
+
+from earlyhelp import metrics
+from earlyhelp.config import Settings
+from earlyhelp.logs import get_logger
+from earlyhelp.persistence.database import make_engine, migrate
+from earlyhelp.producers.outbox_relay import OutboxRelay
+
+from .batch import BatchProcessor, DatabaseUnavailable
+from .delivery import Delivery
+from .topology import INPUT_QUEUES, declare_topology
+
+log = get_logger("earlyhelp.engine")
+
+COLLECT_WAIT_S = 0.003  # once one delivery has come, how long to wait for more to fill a batch
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def broker_connection(url: str) -> Connection:
+    if url.startswith("memory://"):
+        # In-process only: no confirms, returns, queue arguments or dead-lettering (ENGINEERING.md).
+        return Connection(url, transport_options={"polling_interval": 0.01})
+    return Connection(url, heartbeat=30, connect_timeout=5)
+
+
+class EngineRuntime:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now, *, migrate_on_start: bool = True,
+                 extra_threads: list[Callable[[threading.Event], None]] | None = None) -> None:
+        self.settings, self.clock = settings, clock
+        self.db = make_engine(settings.database_url)
+        self.migrate_on_start = migrate_on_start
+        self.stopping = threading.Event()
+        self.broker_connected = False
+        self.database_up = False
+        self.pending: list[Delivery] = []
+        self.connect = partial(broker_connection, settings.broker_url)
+        self.processor = BatchProcessor(self.db, clock, settings.district_names,
+                                        on_database_state=self._database_state, should_stop=self.stopping.is_set,
+                                        sleep=self._patient_sleep)
+        self.relay = OutboxRelay(self.db, self.connect, clock, on_return=self._redeclare)
+        self.extra_threads = extra_threads or []
+        self._conn: Connection | None = None
+        self.handled_total = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def run(self, install_signals: bool = True) -> int:
+        if install_signals:
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
+        if self.migrate_on_start:
+            migrate(self.settings.database_url)
+        self.database_up = True
+        metrics.DATABASE_UP.set(1)
+        if self.settings.is_memory_broker:
+            log.warning("running on kombu's in-memory transport: one process only, no publisher confirms, "
+                        "no queue arguments, no dead-lettering by the broker")
+        relay_stop = threading.Event()
+        threads = [threading.Thread(target=self.relay.run, args=(relay_stop,), name="outbox-relay", daemon=True)]
+        threads += [threading.Thread(target=t, args=(self.stopping,), name=getattr(t, "__name__", "worker"),
+                                     daemon=True) for t in self.extra_threads]
+        for thread in threads:
+            thread.start()
+        log.info("engine started", broker=_safe_url(self.settings.broker_url), database=self.db.dialect.name)
+        try:
+            self._consume_until_stopped()
+        finally:
+            relay_stop.set()
+            threads[0].join(timeout=15)
+            try:
+                self.relay.drain(timeout=10)  # publish what the last batches stored
+            except Exception as error:  # noqa: BLE001 - left in the outbox for the next start
+                log.warning("outbox not fully drained at shutdown", error=type(error).__name__)
+            for thread in threads[1:]:
+                thread.join(timeout=5)
+            self.db.dispose()
+        log.info("engine stopped", handled=self.handled_total)
+        return 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def ready(self) -> tuple[bool, str]:
+        ok = self.broker_connected and self.database_up and not self.stopping.is_set()
+        return ok, f"broker={'up' if self.broker_connected else 'down'} database={'up' if self.database_up else 'down'}"
+
+    # -- consuming -------------------------------------------------------------------------------
+    def _consume_until_stopped(self) -> None:
+        backoff = 0.2
+        while not self.stopping.is_set():
+            conn = self.connect()
+            self._conn = conn
+            try:
+                conn.ensure_connection(max_retries=1)
+                channel = conn.channel()
+                channel.basic_qos(0, self.settings.prefetch, False)
+                declare_topology(channel)
+                consumers = [Consumer(channel, queues=[queue], on_message=partial(self._received, name),
+                                      no_ack=False, auto_declare=False)
+                             for name, queue in INPUT_QUEUES.items()]
+                for consumer in consumers:
+                    consumer.consume()
+                self._set_broker(True)
+                backoff = 0.2
+                while not self.stopping.is_set():
+                    self._collect(conn)
+                    if self.pending:
+                        self._handle_pending(channel)
+                    conn.heartbeat_check()
+                # Stopping: no new deliveries; handle and ack what is already here.
+                for consumer in consumers:
+                    consumer.cancel()
+                self._collect(conn, wait=0.2)
+                if self.pending:
+                    self._handle_pending(channel)
+            except DatabaseUnavailable:
+                log.warning("stopping while the database is away; unacked deliveries return to the queue")
+                self.pending.clear()
+            except conn.connection_errors + conn.channel_errors + (OSError,) as error:
+                self._set_broker(False)
+                self.pending.clear()  # unacked: the broker redelivers them
+                log.warning("broker connection lost; reconnecting", error=type(error).__name__,
+                            detail=str(error)[:200], retry_in_s=backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self._set_broker(False)
+                self._conn = None
+                try:
+                    conn.release()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _received(self, input_name: str, message) -> None:
+        info = message.delivery_info
+        properties = {k: v for k, v in (message.properties or {}).items() if k != "application_headers"}
+        properties.setdefault("content_type", message.content_type)
+        properties.setdefault("content_encoding", message.content_encoding)
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+        self.pending.append(Delivery(
+            body=body, exchange=info.get("exchange", ""), routing_key=info.get("routing_key", ""),
+            properties=properties, headers=dict(message.headers or {}), delivery_tag=message.delivery_tag,
+            redelivered=bool(info.get("redelivered")), handle=message))
+
+    def _collect(self, conn: Connection, wait: float = 1.0) -> None:
+        """Wait up to `wait` for a first delivery, then a few ms more for others, up to one batch."""
+        limit = self.settings.batch_size
+        try:
+            if not self.pending:
+                conn.drain_events(timeout=wait)
+            while len(self.pending) < limit:
+                conn.drain_events(timeout=COLLECT_WAIT_S)
+        except socket.timeout:
+            pass
+
+    def _handle_pending(self, channel) -> None:
+        batch, self.pending = self.pending, []
+        self.processor.process(batch)  # commits before returning; raises DatabaseUnavailable only when stopping
+        self._ack(channel, batch)
+        self.handled_total += len(batch)
+        self.relay.wake.set()
+
+    def _ack(self, channel, batch: list[Delivery]) -> None:
+        if getattr(channel.connection.client.transport, "driver_type", "") == "amqp":
+            channel.basic_ack(max(d.delivery_tag for d in batch), multiple=True)  # one frame for the batch
+        else:
+            for delivery in batch:
+                delivery.handle.ack()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _patient_sleep(self, seconds: float) -> None:
+        """Sleep while holding a batch (database away), keeping the broker connection's heartbeats going."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0 and not self.stopping.is_set():
+            if self._conn is not None:
+                try:
+                    self._conn.heartbeat_check()
+                except Exception:  # noqa: BLE001 - a lost connection shows up at the next ack
+                    pass
+            time.sleep(min(left, 0.5))
+
+    def _database_state(self, up: bool) -> None:
+        self.database_up = up
+        metrics.DATABASE_UP.set(1 if up else 0)
+
+    def _set_broker(self, up: bool) -> None:
+        self.broker_connected = up
+        metrics.BROKER_CONNECTED.set(1 if up else 0)
+
+    def _redeclare(self, conn: Connection | None) -> None:
+        if conn is not None:
+            try:
+                declare_topology(conn.default_channel)
+            except Exception as error:  # noqa: BLE001
+                log.warning("could not redeclare the topology", error=type(error).__name__)
+
+
+def _safe_url(url: str) -> str:
+    """The broker URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"

@@ -1,0 +1,115 @@
+"""One transaction's reads and writes of cases: loads in bulk, writes in bulk, checks versions.
+
+The engine handles a batch of deliveries in one transaction; this store reads every case and
+processed id the batch needs with one query each and writes all new rows with executemany, so a
+batch costs a handful of round trips, not several per message (ENGINEERING.md).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
+
+from earlyhelp.workflows.case_flow import Case
+
+from .tables import case_details, case_history, cases, outbox, processed_messages
+
+
+class ConcurrencyConflict(Exception):
+    """Another worker changed a case since this transaction read it: the batch is retried, not refused."""
+
+
+_CASE_FIELDS = ("case_id", "notification_id", "state", "return_state", "version", "kind", "source", "priority",
+                "district", "service", "team", "worker_id", "school_urn", "share_with_school", "received_at")
+_MUTABLE_FIELDS = ("state", "return_state", "version", "priority", "district", "service", "team", "worker_id",
+                   "school_urn", "share_with_school")
+
+
+class CaseStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._new_cases: list[dict] = []
+        self._new_details: list[dict] = []
+        self._changed: dict[str, tuple[Case, int]] = {}
+        self._changed_details: dict[str, dict] = {}
+        self._history: list[dict] = []
+        self._outbox: list[dict] = []
+        self._processed: list[dict] = []
+
+    # -- reads ----------------------------------------------------------------------------------
+    def load_cases(self, case_ids) -> dict[str, Case]:
+        ids = list(set(case_ids))
+        if not ids:
+            return {}
+        rows = self.conn.execute(select(*[cases.c[f] for f in _CASE_FIELDS]).where(cases.c.case_id.in_(ids)))
+        return {row.case_id: Case(**row._asdict()) for row in rows}
+
+    def load_details(self, case_id: str) -> dict | None:
+        return self.conn.execute(
+            select(case_details.c.notification).where(case_details.c.case_id == case_id)).scalar_one_or_none()
+
+    def load_processed(self, keys) -> dict[str, tuple[str, str | None, datetime]]:
+        keys = list(set(keys))
+        if not keys:
+            return {}
+        rows = self.conn.execute(select(processed_messages).where(processed_messages.c.message_key.in_(keys)))
+        return {r.message_key: (r.content_hash, r.case_id, r.processed_at) for r in rows}
+
+    # -- writes (held until flush) ----------------------------------------------------------------
+    def add_case(self, case: Case, notification_json: dict, at: datetime, referral_source_code: str | None) -> None:
+        row = {f: getattr(case, f) for f in _CASE_FIELDS}
+        row.update(opened_at=at, updated_at=at, referral_source_code=referral_source_code)
+        self._new_cases.append(row)
+        self._new_details.append({"case_id": case.case_id, "notification": notification_json})
+
+    def change_case(self, case: Case, version_read: int) -> None:
+        """Record that `case` changed; `version_read` is the version this transaction loaded (kept on first call)."""
+        if case.case_id in self._changed:
+            version_read = self._changed[case.case_id][1]
+        self._changed[case.case_id] = (case, version_read)
+
+    def change_details(self, case_id: str, notification_json: dict) -> None:
+        self._changed_details[case_id] = notification_json
+
+    def add_history(self, row: dict) -> None:
+        self._history.append(row)
+
+    def add_outbox(self, row: dict) -> None:
+        self._outbox.append(row)
+
+    def add_processed(self, key: str, content_hash: str, case_id: str | None, at: datetime) -> None:
+        self._processed.append({"message_key": key, "content_hash": content_hash, "case_id": case_id,
+                                "processed_at": at})
+
+    def flush(self, at: datetime) -> None:
+        """Write everything gathered; raises ConcurrencyConflict if a case moved under us."""
+        conn = self.conn
+        if self._new_cases:
+            conn.execute(insert(cases), self._new_cases)
+            conn.execute(insert(case_details), self._new_details)
+        new_ids = {row["case_id"] for row in self._new_cases}
+        for case_id, (case, version_read) in self._changed.items():
+            if case_id in new_ids:  # opened and moved in this same batch: write its final state
+                conn.execute(update(cases).where(cases.c.case_id == case_id)
+                             .values(**{f: getattr(case, f) for f in _MUTABLE_FIELDS}, updated_at=at))
+                continue
+            result = conn.execute(
+                update(cases).where(and_(cases.c.case_id == case_id, cases.c.version == version_read))
+                .values(**{f: getattr(case, f) for f in _MUTABLE_FIELDS}, updated_at=at))
+            if result.rowcount != 1:
+                raise ConcurrencyConflict(case_id)
+        if self._changed_details:
+            conn.execute(update(case_details).where(case_details.c.case_id == bindparam("b_case_id"))
+                         .values(notification=bindparam("b_notification")),
+                         [{"b_case_id": k, "b_notification": v} for k, v in self._changed_details.items()])
+        if self._history:
+            conn.execute(insert(case_history), self._history)
+        if self._outbox:
+            conn.execute(insert(outbox), self._outbox)
+        if self._processed:
+            conn.execute(insert(processed_messages), self._processed)
+
+
+def case_as_dict(case: Case) -> dict:
+    return asdict(case)

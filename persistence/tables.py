@@ -1,0 +1,128 @@
+"""The database tables: cases, their details, the append-only history, the outbox, processed ids.
+
+Personal data lives only in `case_details`, so retention and erasure can remove it there and keep
+the history and statistics, which hold none.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData,
+    String, Table, Text, UniqueConstraint, text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# BIGINT autoincrement on PostgreSQL, INTEGER PRIMARY KEY (the rowid) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on both databases (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; every time carries a zone")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+cases = Table(
+    "cases", metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("notification_id", String(200), nullable=False, unique=True),
+    Column("state", String(32), nullable=False),
+    Column("return_state", String(32)),
+    # Optimistic concurrency: every change is UPDATE ... WHERE version = <the version read>.
+    Column("version", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("referral_source_code", String(4)),
+    Column("priority", Boolean, nullable=False),
+    Column("district", String(100)),
+    Column("service", String(32)),
+    Column("team", String(200)),
+    Column("worker_id", String(200)),
+    Column("school_urn", String(6)),
+    Column("share_with_school", Boolean, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_cases_state_district", "state", "district"),
+)
+
+case_details = Table(
+    "case_details", metadata,
+    Column("case_id", String(64), ForeignKey("cases.case_id", ondelete="CASCADE"), primary_key=True),
+    # The validated notification as JSON, updated by provide_information: the child's and notifier's details.
+    Column("notification", Json, nullable=False),
+)
+
+case_history = Table(
+    "case_history", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", String(64), ForeignKey("cases.case_id", ondelete="CASCADE"), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("actor_id", String(200)),
+    Column("actor_role", String(100)),
+    Column("caused_by", String(200), nullable=False),
+    # The broker-validated AMQP user_id of the sender, when RabbitMQ was asked to check it.
+    Column("sender_user_id", String(200)),
+    Column("data", Json, nullable=False),
+    # One transition per case version: a second worker racing for the same change fails here.
+    UniqueConstraint("case_id", "sequence", name="uq_case_history_case_sequence"),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("exchange", String(200), nullable=False),
+    Column("routing_key", String(255), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("headers", Json),
+    Column("properties", Json),
+    # A dead-letter copy must reach its queue: published mandatory and kept when the broker returns it.
+    Column("mandatory", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    # The relay reads only what is pending; the index holds only those rows.
+    Index("ix_outbox_pending", "id", postgresql_where=text("published_at IS NULL"),
+          sqlite_where=text("published_at IS NULL")),
+)
+
+processed_messages = Table(
+    "processed_messages", metadata,
+    # "notification:<notification_id>" or "command:<command_id>"
+    Column("message_key", String(220), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("case_id", String(64)),
+    Column("processed_at", UtcDateTime, nullable=False),
+)

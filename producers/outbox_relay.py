@@ -1,0 +1,129 @@
+"""The outbox relay: publishes stored events and dead-letter copies with confirms, then marks them sent.
+
+Rows are written in the same transaction as the case change, so an event exists exactly when its
+transition does. The relay publishes pending rows in id order, a batch at a time, waits for the
+broker's confirms once per batch and marks the confirmed rows. A crash between publish and mark
+publishes a row again under the same event_id (at-least-once; subscribers drop repeats by id).
+On PostgreSQL several workers' relays share the table: `FOR UPDATE SKIP LOCKED` lets each claim
+different rows.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from typing import Callable
+
+from kombu import Connection
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from earlyhelp import metrics
+from earlyhelp.logs import get_logger
+from earlyhelp.persistence.tables import outbox
+
+from .confirming_publisher import CONFIRMED, RETURNED, ConfirmingPublisher, Outgoing
+
+log = get_logger("earlyhelp.outbox")
+
+
+class OutboxRelay:
+    def __init__(self, engine: Engine, connect: Callable[[], Connection], clock: Callable[[], datetime],
+                 batch_size: int = 500, on_return: Callable[[Connection], None] | None = None) -> None:
+        self.engine, self.connect, self.clock = engine, connect, clock
+        self.batch_size = batch_size
+        self.on_return = on_return  # e.g. redeclare the topology when a dead-letter copy came back
+        self.wake = threading.Event()
+        self._connection: Connection | None = None
+        self._publisher: ConfirmingPublisher | None = None
+        self._locks = engine.dialect.name == "postgresql"
+
+    # -- one pass --------------------------------------------------------------------------------
+    def publish_pending(self) -> int:
+        """Publish one batch of pending rows; returns how many were confirmed. Raises on broker errors."""
+        publisher = self._ensure_publisher()
+        with self.engine.begin() as conn:
+            query = (select(outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body, outbox.c.headers,
+                            outbox.c.properties, outbox.c.mandatory)
+                     .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size))
+            if self._locks:
+                query = query.with_for_update(skip_locked=True)
+            rows = conn.execute(query).all()
+            if not rows:
+                return 0
+            outcomes = publisher.publish_batch([
+                Outgoing(r.exchange, r.routing_key, bytes(r.body), dict(r.properties or {}), r.headers, r.mandatory)
+                for r in rows])
+            confirmed = [r.id for r, o in zip(rows, outcomes) if o == CONFIRMED]
+            failed = [(r.id, o) for r, o in zip(rows, outcomes) if o != CONFIRMED]
+            now = self.clock()
+            if confirmed:
+                conn.execute(update(outbox).where(outbox.c.id.in_(confirmed)).values(published_at=now))
+            for row_id, outcome in failed:
+                conn.execute(update(outbox).where(outbox.c.id == row_id)
+                             .values(attempts=outbox.c.attempts + 1, last_error=outcome))
+        metrics.EVENTS_PUBLISHED.inc(len(confirmed))
+        if failed:
+            log.error("outbox rows not confirmed; kept for retry", count=len(failed),
+                      outcomes=sorted({o for _, o in failed}))
+            if any(o == RETURNED for _, o in failed) and self.on_return:
+                self.on_return(self._connection)
+            if not confirmed:
+                raise UnconfirmedPublish(f"{len(failed)} outbox rows were not confirmed")
+        return len(confirmed)
+
+    def drain(self, timeout: float = 10.0) -> int:
+        """Publish until nothing is pending or `timeout` passes (used at shutdown and by tests)."""
+        deadline, total = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            sent = self.publish_pending()
+            total += sent
+            if sent == 0 and self.backlog() == 0:
+                break
+        return total
+
+    def backlog(self) -> int:
+        with self.engine.connect() as conn:
+            count, oldest = conn.execute(select(func.count(), func.min(outbox.c.created_at))
+                                         .where(outbox.c.published_at.is_(None))).one()
+        metrics.OUTBOX_BACKLOG.set(count)
+        metrics.OUTBOX_OLDEST_SECONDS.set((self.clock() - oldest).total_seconds() if oldest else 0)
+        return count
+
+    # -- the loop the engine runs in a thread ----------------------------------------------------
+    def run(self, stop: threading.Event, idle_wait: float = 0.5) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                if self.publish_pending() == 0:
+                    self.wake.wait(idle_wait)
+                    self.wake.clear()
+                backoff = 0.2
+            except Exception as error:  # noqa: BLE001 - broker or database away: wait, reconnect, go on
+                log.warning("outbox relay waiting", error=type(error).__name__, detail=str(error)[:200],
+                            retry_in_s=backoff)
+                self._reset()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._reset()
+
+    def _ensure_publisher(self) -> ConfirmingPublisher:
+        if self._publisher is None:
+            self._connection = self.connect()
+            self._connection.ensure_connection(max_retries=1)
+            self._publisher = ConfirmingPublisher(self._connection)
+        return self._publisher
+
+    def _reset(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # noqa: BLE001
+                pass
+        self._publisher = self._connection = None
+
+
+class UnconfirmedPublish(Exception):
+    """The broker did not confirm (nack, return or timeout): the rows stay pending."""

@@ -1,0 +1,160 @@
+"""Command models (-> earlyhelp.commands, key case.<command>), COMMAND_MODELS, and the command parser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Literal, get_args
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from .base import FreeText, Id, InboundModel, Name, PastDatetime, ShortText, optional, text
+from .decoding import decode_message, validate_body
+from .errors import MessageRefused
+from .fields import KNOWN_FIELD_PATHS, ProvidedFieldsDict
+from .routing import DEFAULT_DISTRICTS, district_slug
+
+Service = Literal["early_help_unit", "open_access", "commissioned", "social_care", "advice_only"]
+CloseReason = Literal[
+    "needs_met", "stepped_up", "no_further_action", "consent_withdrawn", "moved_away", "duplicate", "ineligible", "other"
+]
+# A Literal of the known paths, so the JSON Schema lists them and an unknown one is refused.
+FieldPath = Literal[tuple(sorted(KNOWN_FIELD_PATHS))]  # type: ignore[valid-type]
+
+SERVICES: tuple[str, ...] = get_args(Service)
+CLOSE_REASONS: tuple[str, ...] = get_args(CloseReason)
+
+
+class Actor(InboundModel):
+    """Who did it: a person's or system's id and their role."""
+
+    id: Id
+    role: ShortText
+
+
+class Command(InboundModel):
+    """Fields every command has. `issued_at` is when it happened (clocks run from it); not in the future."""
+
+    name: ClassVar[str]
+
+    schema_version: Literal[1]
+    command_id: Id
+    case_id: Id
+    actor: Actor
+    issued_at: PastDatetime
+
+
+class CheckCommand(Command):
+    """check (from received): a person accepts the case as sufficient -> checked."""
+
+    name: ClassVar[str] = "check"
+    outcome: Literal["sufficient"]
+
+
+class RequestInformationCommand(Command):
+    """request_information (from received, checked, triaged): ask the notifier for the listed fields -> awaiting_information."""
+
+    name: ClassVar[str] = "request_information"
+    missing: list[FieldPath] = Field(min_length=1, max_length=len(KNOWN_FIELD_PATHS))
+
+
+class ProvideInformationCommand(Command):
+    """provide_information (from awaiting_information): the added details by field path -> the state it came from."""
+
+    name: ClassVar[str] = "provide_information"
+    fields: ProvidedFieldsDict
+
+
+class TriageCommand(Command):
+    """triage (from checked): the service, the district (one of the configured districts) and priority -> triaged."""
+
+    name: ClassVar[str] = "triage"
+    service: Service
+    district: Name
+    priority: bool | None = None
+
+    @field_validator("district")
+    @classmethod
+    def _configured_district(cls, value: str, info: ValidationInfo) -> str:
+        # Matched by slug, so case, spacing and the routing-key form ("tonbridge-and-malling") all work;
+        # the stored value is always the configured display name.
+        context = info.context if isinstance(info.context, dict) else {}
+        districts: Sequence[str] = context.get("districts") or DEFAULT_DISTRICTS
+        wanted = district_slug(value)
+        for district in districts:
+            if district_slug(district) == wanted:
+                return district
+        raise PydanticCustomError(
+            "district_unknown", "Not one of the configured districts: {known}", {"known": ", ".join(districts)}
+        )
+
+
+class AllocateCommand(Command):
+    """allocate (from triaged): the team and worker -> allocated."""
+
+    name: ClassVar[str] = "allocate"
+    team: Name
+    worker_id: Id
+
+
+class AssessCommand(Command):
+    """assess (from allocated): the assessment's outcome and, optionally, a summary of the plan -> assessed."""
+
+    name: ClassVar[str] = "assess"
+    outcome: ShortText
+    plan_summary: optional(FreeText) = None
+
+
+class StepDownCommand(Command):
+    """step_down (from assessed): where the family goes next, e.g. open_access, universal -> stepped_down."""
+
+    name: ClassVar[str] = "step_down"
+    to: text(64)
+
+
+class CloseCommand(Command):
+    """close (from any state but closed): why -> closed."""
+
+    name: ClassVar[str] = "close"
+    reason: CloseReason
+
+
+COMMAND_MODELS: dict[str, type[Command]] = {
+    model.name: model
+    for model in (
+        CheckCommand,
+        RequestInformationCommand,
+        ProvideInformationCommand,
+        TriageCommand,
+        AllocateCommand,
+        AssessCommand,
+        StepDownCommand,
+        CloseCommand,
+    )
+}
+
+_COMMAND_IDS = ("command_id", "case_id")
+
+
+def parse_command(
+    body: bytes,
+    routing_key: str,
+    *,
+    now: datetime,
+    districts: Sequence[str] = DEFAULT_DISTRICTS,
+    content_encoding: str | None = None,
+) -> Any:
+    """Decode, check and validate one command delivery into the model its routing key names; raises MessageRefused."""
+    document, ids = decode_message(body, content_encoding, "command", _COMMAND_IDS)
+    prefix, _, command = routing_key.partition(".")
+    model = COMMAND_MODELS.get(command) if prefix == "case" else None
+    if model is None:
+        raise MessageRefused(
+            "The routing key must be case.<command>, where <command> is one of "
+            + ", ".join(COMMAND_MODELS) + "; send the command with one of those keys.",
+            ["routing_key: not case.<command> with a known command"],
+            ids=ids,
+            code="unknown_command",
+        )
+    return validate_body(model, body, document, ids, f"{command} command", {"now": now, "districts": districts})

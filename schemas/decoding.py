@@ -1,0 +1,269 @@
+"""Hostile-input checks for a delivery's raw bytes, in order, before pydantic sees them; then strict validation."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from itertools import accumulate
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import MessageRefused, error_paths_of, field_path, render, safe_error_items
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+KNOWN_SCHEMA_VERSIONS = (1,)
+# I-JSON (RFC 7493): integers a double can hold exactly, so every consumer reads the same number.
+MAX_SAFE_INTEGER = 2**53 - 1
+# kombu passes its charset here ("utf-8"); anything else is compression we refuse to unpack.
+_PLAIN_ENCODINGS = frozenset({"", "identity", "utf-8", "utf8"})
+_ID_LIMIT = 200
+
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_STEP = [1 if byte in b"[{" else -1 for byte in range(256)]
+# A JSON string, escapes included. An unterminated one (or a trailing backslash) runs to the end
+# instead of failing, so the regex never retries from a later quote: linear on any input.
+_STRING = re.compile(rb'"[^"\\]*(?:\\(?:.|\Z)[^"\\]*)*(?:"|\Z)', re.DOTALL)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class _Refusal(ValueError):
+    """Raised from inside json.loads hooks; carries the problem without the value."""
+
+
+def _printable_word(value: str, limit: int = 40) -> str | None:
+    # A header value may be named in a reason only when short and plain (it is not personal data).
+    if len(value) <= limit and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
+def check_encoding(content_encoding: str | None) -> None:
+    if content_encoding is None or content_encoding.strip().lower() in _PLAIN_ENCODINGS:
+        return
+    word = _printable_word(content_encoding)
+    named = f" {word!r}" if word else ""
+    raise MessageRefused(
+        f"The content encoding{named} is not accepted; send the body as plain UTF-8 JSON without compression.",
+        ["content_encoding: only plain UTF-8 is accepted"],
+        code="content_encoding",
+    )
+
+
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """True when arrays/objects nest deeper than `limit`, found by a linear scan that ignores strings."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # the common case: too few brackets to be too deep at all
+    # Strings out, then only the brackets kept, then a running sum: all at C speed.
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Refusal("an object has the same key twice")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refusal("NaN and Infinity are not JSON numbers")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise _Refusal("a number is too large")
+    return value
+
+
+def _safe_int(literal: str) -> int:
+    # Length first: int() of thousands of digits is slow, and refused by Python past 4300 anyway.
+    if len(literal) > 17 or abs(value := int(literal)) > MAX_SAFE_INTEGER:
+        raise _Refusal("an integer is outside the range -(2**53-1)..2**53-1")
+    return value
+
+
+def _text_problem(document: Any, path: str = "") -> str | None:
+    """Where a string (or key) is not storable text: a lone surrogate, or NUL (PostgreSQL refuses it)."""
+    if isinstance(document, str):
+        if "\x00" in document:
+            return f"{path or 'body'}: text contains a NUL character"
+        try:
+            document.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{path or 'body'}: text contains an unpaired surrogate (\\ud800-\\udfff)"
+        return None
+    if isinstance(document, dict):
+        for key, value in document.items():
+            child = field_path((key,), path)
+            problem = _text_problem(key, child) or _text_problem(value, child)
+            if problem:
+                return problem
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            problem = _text_problem(value, f"{path}.{index}" if path else str(index))
+            if problem:
+                return problem
+    return None
+
+
+def read_ids(document: Any, names: tuple[str, ...]) -> dict[str, str]:
+    """The message's own ids, when readable: strings of at most 200 characters that are valid text."""
+    ids: dict[str, str] = {}
+    if not isinstance(document, dict):
+        return ids
+    for name in names:
+        value = document.get(name)
+        if isinstance(value, str) and 0 < len(value) <= _ID_LIMIT and "\x00" not in value:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            ids[name] = value
+    return ids
+
+
+def decode_message(
+    body: bytes, content_encoding: str | None, what: str, id_names: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The checks every inbound body passes, in the contract's order; returns the parsed object and its ids."""
+    check_encoding(content_encoding)
+    if not isinstance(body, bytes):
+        body = bytes(body)  # bytearray / memoryview from a client library
+    if len(body) > MAX_BODY_BYTES:
+        raise MessageRefused(
+            f"The {what} is larger than 1 MiB; send a smaller body.",
+            [f"body: {len(body)} bytes is over the limit of {MAX_BODY_BYTES}"],
+            original_size=len(body),
+            code="too_large",
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MessageRefused(
+            f"The {what} is not valid UTF-8; send it as UTF-8 JSON.",
+            [f"body: invalid UTF-8 at byte {exc.start}"],
+            code="not_utf8",
+        ) from None
+    if too_deep(body):
+        raise MessageRefused(
+            f"The {what} nests arrays or objects more than {MAX_DEPTH} deep; send a flat JSON object.",
+            [f"body: nesting deeper than {MAX_DEPTH}"],
+            code="too_deep",
+        )
+    try:
+        document = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_safe_int,
+        )
+    except _Refusal as exc:
+        raise MessageRefused(
+            f"The {what} is not acceptable JSON ({exc}); correct it and send it again.",
+            [f"body: {exc}"],
+            code="invalid_json",
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError's text names a position, never the content around it.
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not parseable"
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MessageRefused(
+            f"The {what} is not valid JSON; send a JSON object.",
+            [f"body: {detail}{where}"],
+            code="invalid_json",
+        ) from None
+    ids = read_ids(document, id_names)
+    # Only an escape can make a lone surrogate or NUL (raw ones fail the UTF-8 and JSON checks above).
+    if b"\\u" in body:
+        problem = _text_problem(document)
+        if problem:
+            raise MessageRefused(
+                f"The {what} contains text that is not valid Unicode; correct it and send it again.",
+                [problem],
+                ids=ids,
+                code="invalid_text",
+            )
+    if not isinstance(document, dict):
+        raise MessageRefused(
+            f"The {what} must be a JSON object; send an object with schema_version and the {what}'s fields.",
+            [f"body: a JSON {_json_type(document)}, not an object"],
+            code="not_an_object",
+        )
+    return document, ids
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def check_schema_version(document: dict[str, Any], what: str, ids: dict[str, str]) -> None:
+    known = ", ".join(str(v) for v in KNOWN_SCHEMA_VERSIONS)
+    if "schema_version" not in document:
+        raise MessageRefused(
+            f"The {what} has no schema_version; add \"schema_version\": 1 (known versions: {known}).",
+            ["schema_version: Field required"],
+            ids=ids,
+            code="unknown_version",
+        )
+    version = document["schema_version"]
+    if type(version) is not int:  # noqa: E721 - bool and float are not versions
+        raise MessageRefused(
+            f"The {what}'s schema_version must be a JSON integer; known versions: {known}.",
+            ["schema_version: Input should be an integer"],
+            ids=ids,
+            code="unknown_version",
+        )
+    if version not in KNOWN_SCHEMA_VERSIONS:
+        raise MessageRefused(
+            f"The {what}'s schema_version {version} is not known to this engine; known versions: {known}.",
+            [f"schema_version: unknown version (known: {known})"],
+            ids=ids,
+            code="unknown_version",
+        )
+
+
+def validate_body(
+    model: type[ModelT],
+    body: bytes,
+    document: dict[str, Any],
+    ids: dict[str, str],
+    what: str,
+    context: dict[str, Any],
+) -> ModelT:
+    """schema_version, then the model in strict mode (no coercion: "true" is not a boolean)."""
+    now = context.get("now")
+    if now is not None and now.tzinfo is None:
+        raise TypeError("now must be a timezone-aware datetime")
+    check_schema_version(document, what, ids)
+    try:
+        return model.model_validate_json(body, strict=True, context=context)
+    except ValidationError as exc:
+        items = safe_error_items(exc)
+        raise refused_for_fields(what, items, ids) from None
+
+
+def refused_for_fields(what: str, items: list[tuple[str, str]], ids: dict[str, str]) -> MessageRefused:
+    paths = error_paths_of(items)
+    count = len(paths)
+    noun = "field is" if count == 1 else "fields are"
+    return MessageRefused(
+        f"The {what} was refused because {count} {noun} missing or invalid "
+        f"({', '.join(paths)}); correct {'it' if count == 1 else 'them'} and send it again.",
+        render(items),
+        ids=ids,
+        code="invalid_fields",
+    )

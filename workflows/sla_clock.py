@@ -1,0 +1,244 @@
+"""SLA clock arithmetic: due, warning and elapsed times of a stage's clock, from stored facts.
+
+Pure functions: the engine stores a clock as columns (stage, started_at, the allowance, the pauses)
+and recomputes the times whenever one of those changes (a pause, a resumption, a priority change at
+triage, a new closure day). Nothing here reads the clock; "now" is always an argument.
+
+The rules (the public contract's "SLA stages"):
+
+* A clock runs from when the starting thing happened (``received_at``, a command's ``issued_at``).
+* ``calendar_days``: due ``amount`` 24-hour days after the start, plus the exact length of every pause.
+* ``working_days``: due at the end of working day ``amount + T`` (``WorkingDayCalendar``'s counting
+  convention), where T is the sum, over the pauses, of the working days each pause touched.
+* While a pause is open the clock has no due time and no warning time (both None).
+* Pauses are clipped to the clock's start (time before a clock started cannot be excused) and
+  overlapping pauses are merged, so the same time is never excused twice.
+* Warning: the moment ``warning_share`` of the allowance has gone, never after the due time.
+  Calendar days: when share x amount x 24 h of unpaused time has run. Working days: the same share
+  counted in working days, x = share x amount: the end of working day x when x is whole, otherwise
+  that fraction of the way through working day ceil(x) by the clock (4 working days at 0.75: the
+  end of day 3; 25 at 0.75: 18:00 on day 19). A pause that begins before the warning moves it, like
+  the due time, by the working days it touched; a pause after it does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from .calendar import UTC, Counting, WorkingDayCalendar, end_of_day, start_of_day
+from .sla_policy import Allowance, Unit
+
+_DAY = timedelta(days=1)
+
+
+class Pause(NamedTuple):
+    """Time awaiting information: from `paused_at` until `resumed_at` (None: still waiting)."""
+
+    paused_at: datetime
+    resumed_at: datetime | None = None
+
+
+PauseLike = Pause | tuple[datetime, datetime | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTimes:
+    """A clock's computed times; `due_at` and `warning_at` are None while it is paused."""
+
+    stage: str
+    started_at: datetime
+    due_at: datetime | None
+    warning_at: datetime | None
+
+    @property
+    def paused(self) -> bool:
+        return self.due_at is None
+
+    def warning_reached(self, at: datetime) -> bool:
+        return self.warning_at is not None and at >= self.warning_at
+
+    def breached(self, at: datetime) -> bool:
+        # The allowance ends at due_at, so the instant itself is already late.
+        return self.due_at is not None and at >= self.due_at
+
+
+def compute_clock(
+    stage: str,
+    started_at: datetime,
+    allowance: Allowance,
+    pauses: Iterable[PauseLike],
+    calendar: WorkingDayCalendar,
+    warning_share: float,
+    counting: Counting = "next_working_day",
+) -> ClockTimes:
+    """Due and warning times of one stage's clock (recompute after any change to its inputs)."""
+    pauses = list(pauses)
+    return ClockTimes(
+        stage=stage,
+        started_at=_utc(started_at, "started_at"),
+        due_at=due_at(started_at, allowance, pauses, calendar, counting),
+        warning_at=warning_at(started_at, allowance, pauses, calendar, warning_share, counting),
+    )
+
+
+def due_at(
+    started_at: datetime,
+    allowance: Allowance,
+    pauses: Iterable[PauseLike],
+    calendar: WorkingDayCalendar,
+    counting: Counting = "next_working_day",
+) -> datetime | None:
+    """When the allowance ends, as aware UTC; None while a pause is open."""
+    start = _utc(started_at, "started_at")
+    merged = normalise_pauses(start, pauses)
+    if _open(merged):
+        return None
+    if allowance.unit == "calendar_days":
+        paused = sum((p.resumed_at - p.paused_at for p in merged), timedelta())
+        return start + allowance.amount * _DAY + paused
+    touched = sum(calendar.working_days_touched(p.paused_at, p.resumed_at) for p in merged)
+    return calendar.working_day_deadline(start, allowance.amount + touched, counting)
+
+
+def warning_at(
+    started_at: datetime,
+    allowance: Allowance,
+    pauses: Iterable[PauseLike],
+    calendar: WorkingDayCalendar,
+    warning_share: float,
+    counting: Counting = "next_working_day",
+) -> datetime | None:
+    """When `warning_share` of the allowance has gone (see the module doc); None while paused."""
+    if not 0 < warning_share < 1:
+        raise ValueError(f"warning_share must be between 0 and 1 (exclusive), got {warning_share}")
+    start = _utc(started_at, "started_at")
+    merged = normalise_pauses(start, pauses)
+    due = due_at(start, allowance, merged, calendar, counting)
+    if due is None:
+        return None
+    if allowance.unit == "calendar_days":
+        warning = _calendar_warning(start, warning_share * allowance.amount * _DAY, merged)
+    else:
+        warning = _working_warning(start, warning_share * allowance.amount, merged, calendar, counting)
+    # Under "start_day" counting a late start can put the share's point before the start itself.
+    return min(max(warning, start), due)
+
+
+def elapsed(
+    started_at: datetime,
+    at: datetime,
+    allowance_unit: Unit,
+    pauses: Iterable[PauseLike],
+    calendar: WorkingDayCalendar,
+) -> float:
+    """Time the clock has run by `at`, in the allowance's unit, not counting pauses.
+
+    Calendar days are 24-hour days; working days follow ``WorkingDayCalendar.working_days_elapsed``
+    (fractions of a working day by the clock). This measures time used, for reports; the deadline
+    itself is set by the counting convention, which does not count the start day's remainder.
+    """
+    start, end = _utc(started_at, "started_at"), _utc(at, "at")
+    if end <= start:
+        return 0.0
+    # An open pause, and any pause still running at `at`, counts only up to `at`.
+    spans = [
+        (p.paused_at, min(p.resumed_at or end, end))
+        for p in normalise_pauses(start, pauses)
+        if p.paused_at < end
+    ]
+    if allowance_unit == "calendar_days":
+        paused = sum((b - a for a, b in spans), timedelta())
+        return (end - start - paused) / _DAY
+    paused_days = sum(calendar.working_days_elapsed(a, b) for a, b in spans)
+    return max(0.0, calendar.working_days_elapsed(start, end) - paused_days)
+
+
+def normalise_pauses(started_at: datetime, pauses: Iterable[PauseLike]) -> list[Pause]:
+    """Pauses in order, in UTC, clipped to start at or after `started_at`, overlaps merged.
+
+    Raises ValueError for a naive time or a pause that resumes before it began.
+    """
+    start = _utc(started_at, "started_at")
+    clipped: list[Pause] = []
+    for raw in pauses:
+        paused, resumed = raw
+        paused = _utc(paused, "paused_at")
+        resumed = None if resumed is None else _utc(resumed, "resumed_at")
+        if resumed is not None and resumed < paused:
+            raise ValueError(
+                f"a pause resumes ({resumed.isoformat()}) before it began ({paused.isoformat()})"
+            )
+        if resumed is not None and resumed <= start:
+            continue  # wholly before the clock started
+        clipped.append(Pause(max(paused, start), resumed))
+    clipped.sort(key=lambda p: p.paused_at)
+    merged: list[Pause] = []
+    for pause in clipped:
+        if pause.resumed_at is not None and pause.resumed_at == pause.paused_at:
+            continue  # an empty pause excuses nothing
+        if merged and (merged[-1].resumed_at is None or pause.paused_at <= merged[-1].resumed_at):
+            last = merged[-1]
+            resumed = None if last.resumed_at is None or pause.resumed_at is None else max(
+                last.resumed_at, pause.resumed_at
+            )
+            merged[-1] = Pause(last.paused_at, resumed)
+        else:
+            merged.append(pause)
+    return merged
+
+
+def _open(pauses: Sequence[Pause]) -> bool:
+    return any(p.resumed_at is None for p in pauses)
+
+
+def _calendar_warning(start: datetime, allowed: timedelta, pauses: Sequence[Pause]) -> datetime:
+    # Walk forward, spending unpaused time until `allowed` has run; a pause on the way moves it on.
+    moment, remaining = start, allowed
+    for pause in pauses:
+        running = pause.paused_at - moment
+        if running >= remaining:
+            break
+        remaining -= running
+        moment = pause.resumed_at
+    return moment + remaining
+
+
+def _working_warning(
+    start: datetime,
+    share_of_days: float,
+    pauses: Sequence[Pause],
+    calendar: WorkingDayCalendar,
+    counting: Counting,
+) -> datetime:
+    # Pauses that begin before the warning moment extend it by the working days they touched;
+    # each one can move the moment past the next pause's start, so take them in order.
+    extra = 0
+    for pause in pauses:
+        moment = _working_moment(start, share_of_days + extra, calendar, counting)
+        if pause.paused_at >= moment:
+            return moment
+        extra += calendar.working_days_touched(pause.paused_at, pause.resumed_at)
+    return _working_moment(start, share_of_days + extra, calendar, counting)
+
+
+def _working_moment(
+    start: datetime, days: float, calendar: WorkingDayCalendar, counting: Counting
+) -> datetime:
+    # Round away float noise (0.7 * 10 is 7.000000000000001) before splitting whole and fraction.
+    days = round(days, 6)
+    whole = math.floor(days)
+    fraction = days - whole
+    if fraction == 0:
+        return calendar.working_day_deadline(start, whole, counting)
+    day = calendar.nth_working_day(start, whole + 1, counting)
+    return start_of_day(day) + fraction * (end_of_day(day) - start_of_day(day))
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must carry a time zone, got the naive time {value.isoformat()}")
+    return value.astimezone(UTC)
