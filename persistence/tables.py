@@ -126,3 +126,30 @@ processed_messages = Table(
     Column("case_id", String(64)),
     Column("processed_at", UtcDateTime, nullable=False),
 )
+
+sla_clocks = Table(
+    "sla_clocks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", String(64), ForeignKey("cases.case_id", ondelete="CASCADE"), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("priority", Boolean, nullable=False),
+    Column("allowance_amount", Integer, nullable=False),
+    Column("allowance_unit", String(16), nullable=False),
+    # When the starting thing happened (received_at, a command's issued_at), not when the engine saw it.
+    Column("started_at", UtcDateTime, nullable=False),
+    # Time awaiting information: [[paused_at, resumed_at or null], ...] as ISO strings.
+    Column("pauses", Json, nullable=False),
+    Column("due_at", UtcDateTime),       # null while paused
+    Column("warning_at", UtcDateTime),   # null while paused
+    Column("stopped_at", UtcDateTime),   # when the stopping thing happened
+    Column("warned_at", UtcDateTime),    # when the engine recorded sla.warning (once)
+    Column("breached_at", UtcDateTime),  # when the engine recorded sla.breached (once)
+    # The next moment the scanner must look at this clock; null when nothing more can fire.
+    # A scan reads only `next_check_at <= now` through a partial index: it costs what is due, not what is open.
+    Column("next_check_at", UtcDateTime),
+    UniqueConstraint("case_id", "stage", name="uq_sla_clocks_case_stage"),
+    Index("ix_sla_clocks_next_check", "next_check_at", postgresql_where=text("next_check_at IS NOT NULL"),
+          sqlite_where=text("next_check_at IS NOT NULL")),
+    Index("ix_sla_clocks_open_due", "due_at", postgresql_where=text("stopped_at IS NULL"),
+          sqlite_where=text("stopped_at IS NULL")),
+)

@@ -83,6 +83,9 @@ class InformationProvidedData(OutboundModel):
     """Only the paths: the values are personal data."""
 
     fields: list[Path]
+    # Set when the case went back to `received` and the re-run checks found something for a person
+    # to decide (as on case.received); absent otherwise.
+    needs_review: list[str] | None = None
 
 
 class TriagedData(OutboundModel):

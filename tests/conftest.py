@@ -63,7 +63,7 @@ def postgres_url():
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-TABLES = ("case_history", "case_details", "outbox", "processed_messages", "cases")
+
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -134,13 +134,16 @@ class CaseFlow:
         from earlyhelp.schemas import apply_provided_fields  # contract helper: pure, validated merge
 
         self.machine.require(case, "provide_information")  # check first
-        updated = apply_provided_fields(notification, dict(command.fields))
+        updated = apply_provided_fields(notification, dict(command.fields), now=command.issued_at)
         case.school_urn = school_of(updated)
         case.share_with_school = bool(updated.consent and updated.consent.share_with_school)
-        changes = [move("case.information_provided", {"fields": sorted(command.fields)})]
-        if case.state == RECEIVED:
-            changes += self._run_checks(case, check_notification(updated), command.issued_at,
-                                        command.command_id, _actor(command))
+        provided = {"fields": sorted(command.fields)}
+        verdict = check_notification(updated) if case.return_state == RECEIVED else None
+        if verdict is not None and verdict.needs_review:
+            provided["needs_review"] = list(verdict.needs_review)  # back in received: say why it waits
+        changes = [move("case.information_provided", provided)]
+        if verdict is not None:
+            changes += self._run_checks(case, verdict, command.issued_at, command.command_id, _actor(command))
         return Outcome(changes, updated)
 
     # -- recording ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from .calendar import local_date
+
 # What a person must decide rather than the engine (data.needs_review on case.received).
 CHILD_AGED_19_OR_OVER = "child_aged_19_or_over"
 FAMILY_CONSENT_NOT_GIVEN = "family_consent_not_given"
@@ -38,7 +40,8 @@ def check_notification(notification) -> CheckOutcome:
 
     needs_review = []
     born = notification.child.date_of_birth
-    if born is not None and age_on(born, notification.received_at.date()) >= 19:
+    # Dates of birth are local dates: the 19th birthday starts at midnight in London, not in UTC.
+    if born is not None and age_on(born, local_date(notification.received_at)) >= 19:
         needs_review.append(CHILD_AGED_19_OR_OVER)
     if _word(notification.kind) == "request_for_support":
         consent = notification.consent

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from earlyhelp.persistence.database import make_engine
 from earlyhelp.persistence.tables import case_history, cases, outbox
-from tests.unit.factories import encode, notification_body
+from tests.factories import encode, notification_body
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from earlyhelp.persistence.database import make_engine
 from earlyhelp.persistence.tables import case_history, cases, processed_messages
-from tests.unit.factories import OMIT, command_body, encode, notification_body
+from tests.factories import OMIT, command_body, encode, notification_body
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.unit.factories import command_body, encode, notification_body
+from tests.factories import command_body, encode, notification_body
 
 pytestmark = pytest.mark.integration
 

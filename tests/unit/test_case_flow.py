@@ -13,7 +13,7 @@ from earlyhelp.workflows.case_flow import Case, CaseFlow, Change
 from earlyhelp.workflows.case_machine import TransitionNotAllowed
 from earlyhelp.workflows.checks import CHILD_AGED_19_OR_OVER, FAMILY_CONSENT_NOT_GIVEN
 
-from .factories import ACTOR, OMIT, command, notification, notification_body
+from tests.factories import ACTOR, OMIT, command, notification, notification_body
 
 CASE_ID = "case-0001"
 WALK = ("triage", "allocate", "assess", "step_down", "close")

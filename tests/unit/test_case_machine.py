@@ -228,12 +228,6 @@ def test_cases_in_different_states_do_not_affect_each_other(machine: CaseMachine
     assert machine.fire(a, "provide_information") == "received"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CaseMachine.fire uses add_model/remove_model; remove_model leaves the bound trigger methods on the "
-    "case, so every later fire on the same object logs 26 'Skip binding' warnings from transitions.core "
-    "(and the case keeps methods bound to the first Machine it met)",
-)
 def test_firing_on_the_same_case_again_logs_no_warnings(caplog: pytest.LogCaptureFixture) -> None:
     machine = CaseMachine()
     case = case_in("received")
