@@ -28,7 +28,12 @@ def serve(settings) -> None:
     from earlyhelp.consumers.runtime import EngineRuntime
     from earlyhelp.status_server import PortTaken, start_status_server
 
-    runtime = EngineRuntime(settings)
+    from earlyhelp.workflows.sla_policy import PolicyError
+
+    try:
+        runtime = EngineRuntime(settings)
+    except PolicyError as error:
+        raise click.ClickException(str(error)) from error
     server = None
     if settings.metrics_port:
         try:

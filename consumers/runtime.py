@@ -26,8 +26,13 @@ from earlyhelp.logs import get_logger
 from earlyhelp.persistence.database import make_engine, migrate
 from earlyhelp.producers.outbox_relay import OutboxRelay
 
+from earlyhelp.workflows.case_flow import CaseFlow
+from earlyhelp.workflows.sla_policy import load_policy
+from earlyhelp.workflows.sla_tracking import SlaTracker
+
 from .batch import BatchProcessor, DatabaseUnavailable
 from .delivery import Delivery
+from .sla_scanner import SlaScanner
 from .topology import INPUT_QUEUES, declare_topology
 
 log = get_logger("earlyhelp.engine")
@@ -57,11 +62,16 @@ class EngineRuntime:
         self.database_up = False
         self.pending: list[Delivery] = []
         self.connect = partial(broker_connection, settings.broker_url)
-        self.processor = BatchProcessor(self.db, clock, settings.district_names,
+        # The SLA policy is checked here, at start, so a bad policy file stops `serve` with its reason.
+        self.sla = SlaTracker(load_policy(settings.sla_policy))
+        self.processor = BatchProcessor(self.db, clock, settings.district_names, flow=CaseFlow(sla=self.sla),
                                         on_database_state=self._database_state, should_stop=self.stopping.is_set,
                                         sleep=self._patient_sleep)
         self.relay = OutboxRelay(self.db, self.connect, clock, on_return=self._redeclare)
-        self.extra_threads = extra_threads or []
+        self.scanner = SlaScanner(self.db, self.sla, clock, on_raised=self.relay.wake.set)
+        scan = partial(self.scanner.run, interval=settings.sla_scan_interval)
+        scan.__name__ = "sla-scanner"
+        self.extra_threads = [scan, *(extra_threads or [])]
         self._conn: Connection | None = None
         self.handled_total = 0
 

@@ -6,14 +6,16 @@ batch costs a handful of round trips, not several per message (ENGINEERING.md).
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from earlyhelp.workflows.case_flow import Case
+from earlyhelp.workflows.sla_clock import Pause
+from earlyhelp.workflows.sla_policy import Allowance
+from earlyhelp.workflows.sla_tracking import StageClock
 
-from .tables import case_details, case_history, cases, outbox, processed_messages
+from .tables import case_details, case_history, cases, outbox, processed_messages, sla_clocks
 
 
 class ConcurrencyConflict(Exception):
@@ -36,14 +38,36 @@ class CaseStore:
         self._history: list[dict] = []
         self._outbox: list[dict] = []
         self._processed: list[dict] = []
+        self._touched: dict[str, Case] = {}  # the latest object of every case this batch opened or changed
 
     # -- reads ----------------------------------------------------------------------------------
     def load_cases(self, case_ids) -> dict[str, Case]:
-        ids = list(set(case_ids))
+        loaded = self.load_cases_without_clocks(set(case_ids))
+        for case_id, clocks in self.load_clocks(loaded).items():
+            loaded[case_id].clocks = clocks
+        return loaded
+
+    def load_cases_without_clocks(self, case_ids) -> dict[str, Case]:
+        """The cases' facts only, for the envelope of an SLA event."""
+        ids = list(case_ids)
         if not ids:
             return {}
         rows = self.conn.execute(select(*[cases.c[f] for f in _CASE_FIELDS]).where(cases.c.case_id.in_(ids)))
         return {row.case_id: Case(**row._asdict()) for row in rows}
+
+    def load_clocks(self, case_ids) -> dict[str, dict[str, StageClock]]:
+        """The cases' SLA clocks, locked on PostgreSQL so the scanner (SKIP LOCKED) leaves them to us."""
+        ids = sorted(case_ids)
+        if not ids:
+            return {}
+        query = select(sla_clocks).where(sla_clocks.c.case_id.in_(ids)).order_by(sla_clocks.c.case_id,
+                                                                               sla_clocks.c.stage)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        found: dict[str, dict[str, StageClock]] = {}
+        for row in self.conn.execute(query):
+            found.setdefault(row.case_id, {})[row.stage] = clock_from_row(row)
+        return found
 
     def load_details(self, case_id: str) -> dict | None:
         return self.conn.execute(
@@ -61,6 +85,7 @@ class CaseStore:
         row = {f: getattr(case, f) for f in _CASE_FIELDS}
         row.update(opened_at=at, updated_at=at, referral_source_code=referral_source_code)
         self._new_cases.append(row)
+        self._touched[case.case_id] = case
         self._new_details.append({"case_id": case.case_id, "notification": notification_json})
 
     def change_case(self, case: Case, version_read: int) -> None:
@@ -68,6 +93,7 @@ class CaseStore:
         if case.case_id in self._changed:
             version_read = self._changed[case.case_id][1]
         self._changed[case.case_id] = (case, version_read)
+        self._touched[case.case_id] = case
 
     def change_details(self, case_id: str, notification_json: dict) -> None:
         self._changed_details[case_id] = notification_json
@@ -103,6 +129,7 @@ class CaseStore:
             conn.execute(update(case_details).where(case_details.c.case_id == bindparam("b_case_id"))
                          .values(notification=bindparam("b_notification")),
                          [{"b_case_id": k, "b_notification": v} for k, v in self._changed_details.items()])
+        self._flush_clocks()
         if self._history:
             conn.execute(insert(case_history), self._history)
         if self._outbox:
@@ -111,5 +138,49 @@ class CaseStore:
             conn.execute(insert(processed_messages), self._processed)
 
 
-def case_as_dict(case: Case) -> dict:
-    return asdict(case)
+    def _flush_clocks(self) -> None:
+        new, changed = [], []
+        for case in self._touched.values():
+            for clock in case.clocks.values():
+                if clock.dirty:
+                    (new if clock.id is None else changed).append(clock_row(case.case_id, clock))
+        if new:
+            self.conn.execute(insert(sla_clocks), new)
+        if changed:
+            self.update_clocks(changed)
+
+    def update_clocks(self, rows: list[dict]) -> None:
+        """Write back clocks by id (the flow's moves, or the scanner's warned_at / breached_at)."""
+        columns = [c for c in rows[0] if c not in ("id", "case_id", "stage")]
+        self.conn.execute(
+            update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id"))
+            .values(**{c: bindparam(f"b_{c}") for c in columns}),
+            [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows])
+
+
+def clock_from_row(row) -> StageClock:
+    return StageClock(
+        stage=row.stage, priority=row.priority, allowance=Allowance(amount=row.allowance_amount,
+                                                                    unit=row.allowance_unit),
+        started_at=row.started_at, pauses=[Pause(_time(a), _time(b)) for a, b in row.pauses],
+        due_at=row.due_at, warning_at=row.warning_at, stopped_at=row.stopped_at, warned_at=row.warned_at,
+        breached_at=row.breached_at, id=row.id)
+
+
+def clock_row(case_id: str, clock: StageClock) -> dict:
+    row = {
+        "case_id": case_id, "stage": clock.stage, "priority": clock.priority,
+        "allowance_amount": clock.allowance.amount, "allowance_unit": clock.allowance.unit,
+        "started_at": clock.started_at,
+        "pauses": [[p.paused_at.isoformat(), p.resumed_at.isoformat() if p.resumed_at else None]
+                   for p in clock.pauses],
+        "due_at": clock.due_at, "warning_at": clock.warning_at, "stopped_at": clock.stopped_at,
+        "warned_at": clock.warned_at, "breached_at": clock.breached_at, "next_check_at": clock.next_check_at,
+    }
+    if clock.id is not None:
+        row["id"] = clock.id
+    return row
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

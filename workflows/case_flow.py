@@ -32,6 +32,8 @@ class Case(CaseState):
     school_urn: str | None = None
     share_with_school: bool = False
     received_at: datetime | None = None
+    # The case's SLA clocks by stage (workflows.sla_tracking.StageClock), loaded with the case.
+    clocks: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,16 @@ class Outcome:
 class CaseFlow:
     """Opens cases from notifications and applies commands to them, through one shared CaseMachine."""
 
-    def __init__(self, machine: CaseMachine | None = None) -> None:
+    def __init__(self, machine: CaseMachine | None = None, sla=None) -> None:
         self.machine = machine or CaseMachine()
+        self.sla = sla  # a workflows.sla_tracking.SlaTracker; None runs no clocks
+
+    def _follow_clocks(self, case: Case, changes: list[Change]) -> list[Change]:
+        if self.sla is not None:
+            for change in changes:
+                if change.is_transition:
+                    self.sla.follow(case.clocks, case.priority, change)
+        return changes
 
     # -- intake ---------------------------------------------------------------------------------
     def open(self, case_id: str, notification) -> tuple[Case, list[Change]]:
@@ -76,7 +86,7 @@ class CaseFlow:
         changes = [self._record(case, "case.received", None, at, cause, None,
                                 {"needs_review": list(verdict.needs_review)})]
         changes += self._run_checks(case, verdict, at, cause)
-        return case, changes
+        return case, self._follow_clocks(case, changes)
 
     def _run_checks(self, case: Case, verdict, at: datetime, cause: str, actor: dict | None = None) -> list[Change]:
         """The engine's own move after (re)checking a case in `received` (CONTRACT.md, "The engine's checks")."""
@@ -90,6 +100,11 @@ class CaseFlow:
     # -- commands -------------------------------------------------------------------------------
     def apply(self, case: Case, command, notification) -> Outcome:
         """Apply a validated command; raises TransitionNotAllowed when the state does not allow it."""
+        outcome = self._apply(case, command, notification)
+        self._follow_clocks(case, outcome.changes)
+        return outcome
+
+    def _apply(self, case: Case, command, notification) -> Outcome:
         name = command.name
         at, cause, actor = command.issued_at, command.command_id, _actor(command)
         move = lambda event_type, data: self._transition(case, name, event_type, at, cause, actor, data)  # noqa: E731
