@@ -10,11 +10,12 @@ from earlyhelp.logs import configure_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default INFO; WARNING for demo).")
 @click.pass_context
-def cli(ctx: click.Context, log_level: str) -> None:
+def cli(ctx: click.Context, log_level: str | None) -> None:
     """earlyhelp: the Early Help case-flow engine on RabbitMQ."""
-    configure_logging(log_level.upper())
+    quiet = ctx.invoked_subcommand == "demo"  # one JSON line per message would bury the demo's progress
+    configure_logging((log_level or ("WARNING" if quiet else "INFO")).upper())
     try:
         ctx.obj = load_settings()
     except Exception as error:  # pydantic-settings names the bad variable
@@ -85,9 +86,11 @@ def diagram() -> None:
 
 def _register_client_commands() -> None:
     from . import clients
+    from .demo import demo
 
     for command in clients.COMMANDS:
         cli.add_command(command)
+    cli.add_command(demo)
 
 
 _register_client_commands()
