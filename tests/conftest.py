@@ -33,6 +33,7 @@ def vhost():
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl is not on PATH: the integration tests need the local RabbitMQ")
     name = f"earlyhelp-test-{RUN_ID}"
+    rabbitmqctl("await_startup", "--timeout", "120")  # a broker still booting refuses add_vhost
     rabbitmqctl("add_vhost", name)
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     yield name
