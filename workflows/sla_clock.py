@@ -9,7 +9,8 @@ The rules (the public contract's "SLA stages"):
 * A clock runs from when the starting thing happened (``received_at``, a command's ``issued_at``).
 * ``calendar_days``: due ``amount`` 24-hour days after the start, plus the exact length of every pause.
 * ``working_days``: due at the end of working day ``amount + T`` (``WorkingDayCalendar``'s counting
-  convention), where T is the sum, over the pauses, of the working days each pause touched.
+  convention), where T is the number of distinct working days the pauses touched (two short pauses
+  on one Tuesday excuse that Tuesday once).
 * While a pause is open the clock has no due time and no warning time (both None).
 * Pauses are clipped to the clock's start (time before a clock started cannot be excused) and
   overlapping pauses are merged, so the same time is never excused twice.
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from .calendar import UTC, Counting, WorkingDayCalendar, end_of_day, start_of_day
+from .calendar import UTC, Counting, WorkingDayCalendar, end_of_day, local_date, start_of_day
 from .sla_policy import Allowance, Unit
 
 _DAY = timedelta(days=1)
@@ -100,7 +101,7 @@ def due_at(
     if allowance.unit == "calendar_days":
         paused = sum((p.resumed_at - p.paused_at for p in merged), timedelta())
         return start + allowance.amount * _DAY + paused
-    touched = sum(calendar.working_days_touched(p.paused_at, p.resumed_at) for p in merged)
+    touched = len(_working_days_touched(merged, calendar))
     return calendar.working_day_deadline(start, allowance.amount + touched, counting)
 
 
@@ -217,12 +218,29 @@ def _working_warning(
     # Pauses that begin before the warning moment extend it by the working days they touched;
     # each one can move the moment past the next pause's start, so take them in order.
     extra = 0
-    for pause in pauses:
+    for i, pause in enumerate(pauses):
         moment = _working_moment(start, share_of_days + extra, calendar, counting)
         if pause.paused_at >= moment:
             return moment
-        extra += calendar.working_days_touched(pause.paused_at, pause.resumed_at)
+        extra = len(_working_days_touched(pauses[: i + 1], calendar))
     return _working_moment(start, share_of_days + extra, calendar, counting)
+
+
+def _working_days_touched(pauses: Sequence[Pause], calendar: WorkingDayCalendar) -> set:
+    """The distinct working days any of the (closed) pauses overlapped: each is excused once."""
+    days = set()
+    for pause in pauses:
+        if pause.resumed_at <= pause.paused_at:
+            continue
+        first, last = local_date(pause.paused_at), local_date(pause.resumed_at)
+        if pause.resumed_at == start_of_day(last):  # ending at midnight does not touch the day it begins
+            last -= _DAY
+        day = first
+        while day <= last:
+            if calendar.is_working_day(day):
+                days.add(day)
+            day += _DAY
+    return days
 
 
 def _working_moment(

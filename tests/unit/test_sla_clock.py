@@ -117,6 +117,14 @@ def test_working_day_pause_touching_two_days_moves_two_days() -> None:
     assert warning_at(TRIAGED, ALLOCATION, [pause], CAL, 0.75) == utc(2026, 12, 1, 0)
 
 
+def test_two_pauses_on_the_same_working_day_excuse_it_once() -> None:
+    morning = (london(2026, 11, 24, 9), london(2026, 11, 24, 10))
+    afternoon = (london(2026, 11, 24, 14), london(2026, 11, 24, 15))
+    # Tuesday is excused once: five working days from Tue 24 end on Mon 30 Nov.
+    assert due_at(TRIAGED, ALLOCATION, [morning, afternoon], CAL) == utc(2026, 12, 1, 0)
+    assert due_at(TRIAGED, ALLOCATION, [morning], CAL) == utc(2026, 12, 1, 0)
+
+
 def test_working_day_pause_over_a_weekend_moves_nothing() -> None:
     pause = (london(2026, 11, 28, 10), london(2026, 11, 29, 18))
     assert due_at(TRIAGED, ALLOCATION, [pause], CAL) == utc(2026, 11, 28, 0)
