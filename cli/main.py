@@ -85,10 +85,10 @@ def diagram() -> None:
 
 
 def _register_client_commands() -> None:
-    from . import clients
+    from . import clients, operators
     from .demo import demo
 
-    for command in clients.COMMANDS:
+    for command in clients.COMMANDS + operators.COMMANDS:
         cli.add_command(command)
     cli.add_command(demo)
 

@@ -1,0 +1,89 @@
+"""Reads the rows the report's pure functions need from the database: a thin layer, no arithmetic.
+
+Only two fields come from `case_details` (which holds personal data): a missing child's
+`social_care_status` and whether `child.placing_authority` is set, read with JSON paths in SQL, so
+names, dates of birth and free text never leave the database.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from earlyhelp.persistence.tables import case_details, case_history, cases
+from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
+
+from .figures import UNALLOCATED_STATES, CaseRow, HistoryRow, Period, build_report
+
+_STATUS = case_details.c.notification["social_care_status"].as_string()
+_PLACED = case_details.c.notification[("child", "placing_authority")].as_string()
+
+
+def _case_query():
+    return (select(cases.c.case_id, cases.c.kind, cases.c.source, cases.c.priority, cases.c.state,
+                   cases.c.received_at, cases.c.district, cases.c.service, _STATUS.label("status"),
+                   _PLACED.label("placed"))
+            .select_from(cases.outerjoin(case_details, case_details.c.case_id == cases.c.case_id)))
+
+
+def _case_row(row) -> CaseRow:
+    return CaseRow(case_id=row.case_id, kind=row.kind, source=row.source, priority=bool(row.priority),
+                   state=row.state, received_at=row.received_at, district=row.district, service=row.service,
+                   social_care_status=row.status if row.kind == "missing_child" else None,
+                   placing_authority=bool(row.placed) if row.kind == "missing_child" else False)
+
+
+def cases_received(conn, period: Period) -> list[CaseRow]:
+    query = _case_query().where(cases.c.received_at >= period.start, cases.c.received_at < period.end)
+    return [_case_row(r) for r in conn.execute(query)]
+
+
+def earliest_received(conn) -> datetime | None:
+    return conn.execute(select(cases.c.received_at).order_by(cases.c.received_at).limit(1)).scalar()
+
+
+def stage_cases_and_history(conn, period: Period, policy: SlaPolicy) -> tuple[list[CaseRow], dict]:
+    """Cases received in the period or with a stage-starting transition in it, with their history."""
+    starts = {policy.stages[s].start_on for s in STAGES}
+    started_in_period = (select(case_history.c.case_id)
+                         .where(case_history.c.event_type.in_(starts),
+                                case_history.c.occurred_at >= period.start, case_history.c.occurred_at < period.end))
+    query = _case_query().where(or_(and_(cases.c.received_at >= period.start, cases.c.received_at < period.end),
+                                    cases.c.case_id.in_(started_in_period)))
+    rows = [_case_row(r) for r in conn.execute(query)]
+    return rows, history_of(conn, [r.case_id for r in rows])
+
+
+def history_of(conn, case_ids: list[str]) -> dict[str, list[HistoryRow]]:
+    history: dict[str, list[HistoryRow]] = {case_id: [] for case_id in case_ids}
+    # Chunks keep the IN list within SQLite's parameter limit.
+    for i in range(0, len(case_ids), 500):
+        chunk = case_ids[i:i + 500]
+        query = (select(case_history.c.case_id, case_history.c.sequence, case_history.c.event_type,
+                        case_history.c.occurred_at, case_history.c.recorded_at, case_history.c.data)
+                 .where(case_history.c.case_id.in_(chunk)).order_by(case_history.c.case_id, case_history.c.sequence))
+        for r in conn.execute(query):
+            data = r.data if r.event_type == "case.closed" else {}  # only the close reason is used
+            history[r.case_id].append(HistoryRow(r.case_id, r.sequence, r.event_type, r.occurred_at,
+                                                 r.recorded_at, data or {}))
+    return history
+
+
+def open_unallocated(conn) -> list[CaseRow]:
+    return [_case_row(r) for r in conn.execute(_case_query().where(cases.c.state.in_(UNALLOCATED_STATES)))]
+
+
+def load_report(engine, period: Period, policy: SlaPolicy, districts: list[str], as_of: datetime,
+                district: str | None = None) -> dict:
+    """Read what the report needs in one read-only transaction and compute it."""
+    with engine.connect() as conn:
+        received = cases_received(conn, period)
+        earliest = earliest_received(conn)
+        before = period.year_before()
+        # "Where data exists": last year's figure only when the records reach back into that period.
+        previous = cases_received(conn, before) if earliest is not None and earliest < before.end else None
+        stage_cases, history = stage_cases_and_history(conn, period, policy)
+        open_cases = open_unallocated(conn)
+    return build_report(period=period, cases=received, stage_cases=stage_cases, history=history,
+                        previous_cases=previous, open_cases=open_cases, policy=policy, districts=districts,
+                        as_of=as_of, district=district)

@@ -1,0 +1,50 @@
+"""The report as CSV in long form (section, group, measure, value): one table a spreadsheet can pivot."""
+from __future__ import annotations
+
+import csv
+import io
+
+_MEASURES = ("count", "percent", "previous_year", "change", "change_percent")
+_SLA_MEASURES = ("measured", "on_time", "late", "open_overdue", "in_progress", "percent_on_time",
+                 "median_working_days", "p90_working_days")
+
+
+def rows(report: dict):
+    """(section, group, measure, value) for every figure in the report."""
+    period = report["period"]
+    yield "period", "", "from", period["from"]
+    yield "period", "", "to", period["to"]
+    yield "period", "", "district", period["district"] or "all"
+    for key in ("total", "previous_year", "change", "change_percent"):
+        yield "notifications", "all", key, report["notifications"][key]
+    for group in report["by_source"]:
+        for part in [group, *group.get("parts", [])]:
+            for key in ("count", "percent"):
+                yield "source", part["group"], key, part[key]
+    for kind in report["by_kind"]["kinds"]:
+        for key in ("count", "percent"):
+            yield "kind", kind["kind"], key, kind[key]
+    for key, value in report["by_kind"]["missing_child"].items():
+        yield "missing_child", "", key, value
+    for district in report["by_district"]:
+        for key in _MEASURES:
+            yield "district", district["district"], key, district[key]
+    for week in report["step_downs"]["weeks"]:
+        yield "step_downs_per_week", week["week_starting"], "count", week["count"]
+    for stage in report["timeliness"]["stages"]:
+        for key in _SLA_MEASURES:
+            yield "timeliness", stage["stage"], key, stage[key]
+    for row in report["timeliness"]["by_district"]:
+        for key in _SLA_MEASURES:
+            yield "timeliness_by_district", f"{row['district']}/{row['stage']}", key, row[key]
+    for band in report["unallocated"]["bands"]:
+        yield "unallocated_by_age", band["age"], "count", band["count"]
+
+
+def render(report: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("section", "group", "measure", "value"))
+    for section, group, measure, value in rows(report):
+        writer.writerow((section, group, measure, "" if value is None else value))
+    return out.getvalue()

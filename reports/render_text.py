@@ -1,0 +1,61 @@
+"""The report as plain text for a terminal or an email: the same figures, in aligned tables."""
+from __future__ import annotations
+
+from .formatting import change_text, number, pct
+
+
+def _table(headers: list[str], body: list[list]) -> list[str]:
+    cells = [[str(c) for c in headers]] + [[("" if c is None else str(c)) for c in row] for row in body]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
+def render(report: dict) -> str:
+    period, notes = report["period"], report["notifications"]
+    out = [report["title"], f"{period['from']} to {period['to']}"
+           + (f", {period['district']}" if period["district"] else ", all districts"), ""]
+    out.append(f"Notifications processed: {notes['total']} ({change_text(notes)})")
+    out += ["", "By source"]
+    body = []
+    for group in report["by_source"]:
+        body.append([group["label"], group["count"], pct(group["percent"])])
+        body += [[f"  of which {p['label']}", p["count"], pct(p["percent"])] for p in group.get("parts", [])]
+    out += _table(["source", "count", "share"], body)
+    out += ["", "By kind"]
+    out += _table(["kind", "count", "share"],
+                  [[k["label"], k["count"], pct(k["percent"])] for k in report["by_kind"]["kinds"]])
+    m = report["by_kind"]["missing_child"]
+    out.append(f"Missing children: {m['total']}: {m['local']} local ({pct(m['local_percent'])}), "
+               f"{m['placed_by_other_authorities']} placed by other authorities ({pct(m['placed_percent'])}); "
+               f"{m['not_open_to_social_care']} not open to social care ({pct(m['not_open_percent'])}: "
+               f"{m['closed_to_social_care']} closed, {m['never_known']} never known)")
+    out += ["", "By district"]
+    out += _table(["district", "count", "share", "last year", "change"],
+                  [[d["district"], d["count"], pct(d["percent"]), d["previous_year"], change_text(d, short=True)]
+                   for d in report["by_district"]])
+    steps = report["step_downs"]
+    out += ["", f"Step-downs from social care: {steps['total']} ({number(steps['average_per_week'])} a week)"]
+    out += _table(["week starting", "step-downs"], [[w["week_starting"], w["count"]] for w in steps["weeks"]])
+    out += ["", "Timeliness (stages started in the period)"]
+    out += _sla_table(report["timeliness"]["stages"], "stage")
+    if report["timeliness"]["by_district"]:
+        out += ["", "Timeliness by district"]
+        out += _sla_table(report["timeliness"]["by_district"], "district")
+    un = report["unallocated"]
+    out += ["", f"Open unallocated cases at {un['as_of'][:16]}: {un['total']}"]
+    out += _table(["age", "cases"], [[b["age"], b["count"]] for b in un["bands"]])
+    return "\n".join(out) + "\n"
+
+
+def _sla_table(rows: list[dict], first: str) -> list[str]:
+    headers = [first] + (["stage"] if first == "district" else ["allowance"]) + [
+        "on time", "late", "open overdue", "in progress", "% on time", "median wd", "p90 wd"]
+    body = [[r[first], r["stage"] if first == "district" else r["allowance"], r["on_time"], r["late"],
+             r["open_overdue"], r["in_progress"], pct(r["percent_on_time"]), number(r["median_working_days"]),
+             number(r["p90_working_days"])] for r in rows]
+    return _table(headers, body)
