@@ -142,7 +142,11 @@ def handle_notification(batch: Batch, parsed: Parsed) -> Handled:
         return earlier
     case, changes = batch.flow.open(parsed.case_id, notification)
     stored = notification.model_dump(mode="json", exclude_none=True)
-    batch.store.add_case(case, stored, batch.now, getattr(notification.referrer, "referral_source_code", None))
+    batch.store.add_case(case, stored, batch.now, {
+        "referral_source_code": notification.referrer.referral_source_code,
+        "social_care_status": getattr(notification.social_care_status, "value", notification.social_care_status),
+        "placed_by_other_authority": bool(notification.child.placing_authority),
+    })
     batch.cases[case.case_id], batch.details[case.case_id] = case, notification
     record_changes(batch.store, case, changes, batch.now, parsed.delivery.user_id)
     batch.mark_processed(parsed, digest, case.case_id)

@@ -31,6 +31,8 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
     logging.basicConfig(format="%(message)s", stream=stream or sys.stderr, level=level, force=True)
     # transitions logs every state entry at INFO: one line per message handled is ours to write.
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    # Alembic narrates every plugin and step at INFO in plain text; `migrate` reports the revision itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -81,9 +81,10 @@ class CaseStore:
         return {r.message_key: (r.content_hash, r.case_id, r.processed_at) for r in rows}
 
     # -- writes (held until flush) ----------------------------------------------------------------
-    def add_case(self, case: Case, notification_json: dict, at: datetime, referral_source_code: str | None) -> None:
+    def add_case(self, case: Case, notification_json: dict, at: datetime, statistics: dict) -> None:
+        """`statistics`: referral_source_code, social_care_status, placed_by_other_authority."""
         row = {f: getattr(case, f) for f in _CASE_FIELDS}
-        row.update(opened_at=at, updated_at=at, referral_source_code=referral_source_code)
+        row.update(opened_at=at, updated_at=at, **statistics)
         self._new_cases.append(row)
         self._touched[case.case_id] = case
         self._new_details.append({"case_id": case.case_id, "notification": notification_json})

@@ -65,6 +65,9 @@ cases = Table(
     Column("school_urn", String(6)),
     Column("share_with_school", Boolean, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+    # Statistics that must outlive the erasure of case_details (missing-child splits, DOMAIN.md).
+    Column("social_care_status", String(16)),
+    Column("placed_by_other_authority", Boolean),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_cases_state_district", "state", "district"),
@@ -96,6 +99,8 @@ case_history = Table(
     Column("data", Json, nullable=False),
     # One transition per case version: a second worker racing for the same change fails here.
     UniqueConstraint("case_id", "sequence", name="uq_case_history_case_sequence"),
+    # Reports look for the stages that started in a period.
+    Index("ix_case_history_event_type_occurred_at", "event_type", "occurred_at"),
 )
 
 outbox = Table(

@@ -1,8 +1,7 @@
 """Reads the rows the report's pure functions need from the database: a thin layer, no arithmetic.
 
-Only two fields come from `case_details` (which holds personal data): a missing child's
-`social_care_status` and whether `child.placing_authority` is set, read with JSON paths in SQL, so
-names, dates of birth and free text never leave the database.
+Everything comes from `cases` and `case_history`, which hold no personal data and outlive the
+erasure of `case_details`.
 """
 from __future__ import annotations
 
@@ -10,20 +9,15 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 
-from earlyhelp.persistence.tables import case_details, case_history, cases
+from earlyhelp.persistence.tables import case_history, cases
 from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
 
 from .figures import UNALLOCATED_STATES, CaseRow, HistoryRow, Period, build_report
 
-_STATUS = case_details.c.notification["social_care_status"].as_string()
-_PLACED = case_details.c.notification[("child", "placing_authority")].as_string()
-
-
 def _case_query():
-    return (select(cases.c.case_id, cases.c.kind, cases.c.source, cases.c.priority, cases.c.state,
-                   cases.c.received_at, cases.c.district, cases.c.service, _STATUS.label("status"),
-                   _PLACED.label("placed"))
-            .select_from(cases.outerjoin(case_details, case_details.c.case_id == cases.c.case_id)))
+    return select(cases.c.case_id, cases.c.kind, cases.c.source, cases.c.priority, cases.c.state,
+                  cases.c.received_at, cases.c.district, cases.c.service, cases.c.social_care_status.label("status"),
+                  cases.c.placed_by_other_authority.label("placed"))
 
 
 def _case_row(row) -> CaseRow:
