@@ -47,36 +47,39 @@ def demo(settings, seed, days, per_day, broker, database) -> None:
     result = run_demo(demo_settings, seed, days, per_day, progress=click.echo)
     click.echo(f"\nHandled {result.notifications} notifications and {result.commands} staff commands in "
                f"{result.seconds:.1f} s; {result.sla_events} SLA warnings and breaches raised.\n")
-    _print_summary(database)
+    _print_report(demo_settings, database, result, folder)
 
 
-def _print_summary(database_url: str) -> None:
-    try:
-        from earlyhelp.reports.cli_summary import render_demo_summary  # the managers' report, when present
-    except ImportError:
-        render_demo_summary = None
-    if render_demo_summary is not None:
-        click.echo(render_demo_summary(database_url))
-        return
+def _print_report(settings, database_url: str, result, folder: Path) -> None:
+    """The managers' report over the simulated span, and the breaches the engine raised."""
+    from datetime import timedelta
+
     from sqlalchemy import func, select
 
     from earlyhelp.persistence.database import make_engine
-    from earlyhelp.persistence.tables import cases, sla_clocks
+    from earlyhelp.persistence.tables import sla_clocks
+    from earlyhelp.reports import render
+    from earlyhelp.reports.figures import Period
+    from earlyhelp.reports.loader import load_report
+    from earlyhelp.workflows.sla_policy import load_policy
 
     engine = make_engine(database_url)
-    with engine.connect() as conn:
-        by_source = conn.execute(select(cases.c.source, func.count()).group_by(cases.c.source)
-                                 .order_by(func.count().desc())).all()
-        by_state = conn.execute(select(cases.c.state, func.count()).group_by(cases.c.state)).all()
-        breaches = conn.execute(select(sla_clocks.c.stage, func.count()).where(sla_clocks.c.breached_at.is_not(None))
-                                .group_by(sla_clocks.c.stage)).all()
-    engine.dispose()
-    total = sum(n for _, n in by_source) or 1
-    click.echo("Notifications by source:")
-    for source, n in by_source:
-        click.echo(f"  {source:<14} {n:>6}  {100 * n / total:5.1f}%")
-    click.echo("Cases by state: " + ", ".join(f"{s} {n}" for s, n in sorted(by_state)))
-    click.echo("SLA breaches by stage: " + (", ".join(f"{s} {n}" for s, n in breaches) or "none"))
+    try:
+        period = Period(result.started.date(), (result.ended - timedelta(days=1)).date())
+        data = load_report(engine, period, load_policy(settings.sla_policy), settings.district_names, result.ended)
+        with engine.connect() as conn:
+            breaches = conn.execute(select(sla_clocks.c.stage, func.count())
+                                    .where(sla_clocks.c.breached_at.is_not(None)).group_by(sla_clocks.c.stage)).all()
+            warnings = conn.execute(select(func.count()).select_from(sla_clocks)
+                                    .where(sla_clocks.c.warned_at.is_not(None))).scalar_one()
+    finally:
+        engine.dispose()
+    click.echo(render(data, "text"))
+    click.echo(f"SLA events the engine published: {warnings} warnings; breaches by stage: "
+               + (", ".join(f"{stage} {n}" for stage, n in sorted(breaches)) or "none"))
+    html = folder / "report.html"
+    html.write_text(render(data, "html"), encoding="utf-8")
+    click.echo(f"The same report with charts: {html}")
 
 
 def _without_password(url: str) -> str:

@@ -26,7 +26,10 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
 @click.pass_obj
 def serve(settings) -> None:
     """Run the engine: declare the topology, apply migrations, consume, publish events."""
+    from functools import partial
+
     from earlyhelp.consumers.runtime import EngineRuntime
+    from earlyhelp.metrics import refresh_case_gauges
     from earlyhelp.status_server import PortTaken, start_status_server
 
     from earlyhelp.workflows.sla_policy import PolicyError
@@ -35,6 +38,8 @@ def serve(settings) -> None:
         runtime = EngineRuntime(settings)
     except PolicyError as error:
         raise click.ClickException(str(error)) from error
+    # Cases by state and overdue clocks, read from the database for /metrics every 15 s.
+    runtime.extra_threads.append(partial(refresh_case_gauges, runtime.db, interval=15.0))
     server = None
     if settings.metrics_port:
         try:
