@@ -22,7 +22,7 @@ def test_the_demo_runs_on_the_local_rabbitmq_and_reports_what_it_saw(broker_url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "in-memory" not in done.stdout
     assert "Handled" in done.stdout and "SLA" in done.stdout
-    assert "school" in done.stdout  # the report's sources
+    assert "Schools and PRUs" in done.stdout and "report.html" in done.stdout  # the report, both forms
 
 
 def test_the_demo_says_so_and_runs_in_memory_when_no_rabbitmq_answers():
