@@ -51,7 +51,7 @@ def submit(settings, source) -> None:
     documents = read_documents(source)
     if not documents:
         raise click.ClickException("no notification found in the input")
-    failures = 0
+    failures, blocked = 0, False
     with _client(settings) as client:
         for line, body in documents:
             label = f"line {line}"
@@ -70,10 +70,17 @@ def submit(settings, source) -> None:
                 failures += 1
                 click.echo(f"{label}: refused, not sent: not a JSON object")
                 continue
+            if blocked:
+                failures += 1
+                click.echo(f"{label}: {notification.notification_id}: not sent: the broker blocks publishers")
+                continue
             sent = client.publish(NOTIFICATIONS_EXCHANGE, key, body, message_id=notification.notification_id)
             failures += 0 if sent.ok else 1
             click.echo(f"{label}: {notification.notification_id}: {sent.outcome}: {sent.explanation}")
+            blocked = sent.outcome == "blocked"  # pika closed the connection: the rest are not sent
     click.echo(f"{len(documents) - failures} sent, {failures} not sent")
+    if blocked:
+        click.echo("the broker was blocking publishers: send the ones not sent again once its alarm clears")
     if failures:
         sys.exit(1)
 

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Callable
 
 from kombu import Connection, Consumer
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from earlyhelp import metrics
 from earlyhelp.config import Settings
@@ -30,7 +31,7 @@ from earlyhelp.workflows.case_flow import CaseFlow
 from earlyhelp.workflows.sla_policy import load_policy
 from earlyhelp.workflows.sla_tracking import SlaTracker
 
-from .batch import BatchProcessor, DatabaseUnavailable
+from .batch import BatchProcessor, DatabaseUnavailable, is_database_unavailable
 from .delivery import Delivery
 from .sla_scanner import SlaScanner
 from .topology import INPUT_QUEUES, declare_topology
@@ -67,7 +68,8 @@ class EngineRuntime:
         self.processor = BatchProcessor(self.db, clock, settings.district_names, flow=CaseFlow(sla=self.sla),
                                         on_database_state=self._database_state, should_stop=self.stopping.is_set,
                                         sleep=self._patient_sleep)
-        self.relay = OutboxRelay(self.db, self.connect, clock, on_return=self._redeclare)
+        self.relay = OutboxRelay(self.db, self.connect, clock, on_return=self._redeclare,
+                                 on_database_state=self._database_state)
         self.scanner = SlaScanner(self.db, self.sla, clock, on_raised=self.relay.wake.set)
         scan = partial(self.scanner.run, interval=settings.sla_scan_interval)
         scan.__name__ = "sla-scanner"
@@ -81,7 +83,7 @@ class EngineRuntime:
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
             signal.signal(signal.SIGINT, lambda *_: self.stop())
         if self.migrate_on_start:
-            migrate(self.settings.database_url)
+            self._migrate_when_the_database_answers()
         self.database_up = True
         metrics.DATABASE_UP.set(1)
         if self.settings.is_memory_broker:
@@ -111,6 +113,21 @@ class EngineRuntime:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _migrate_when_the_database_answers(self) -> None:
+        """A worker restarted while PostgreSQL is restarting waits for it, instead of exiting."""
+        backoff = 0.5
+        while True:
+            try:
+                migrate(self.settings.database_url)
+                return
+            except Exception as error:  # noqa: BLE001 - sorted below
+                if not is_database_unavailable(error) or self.stopping.is_set():
+                    raise
+                log.warning("database unavailable at start; waiting for it", error=type(error).__name__,
+                            retry_in_s=backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     def ready(self) -> tuple[bool, str]:
         ok = self.broker_connected and self.database_up and not self.stopping.is_set()
@@ -148,7 +165,10 @@ class EngineRuntime:
             except DatabaseUnavailable:
                 log.warning("stopping while the database is away; unacked deliveries return to the queue")
                 self.pending.clear()
-            except conn.connection_errors + conn.channel_errors + (OSError,) as error:
+            # ensure_connection wraps "refused" / "timed out" as kombu's OperationalError, which is
+            # none of the transport's connection_errors: without it a broker that is still away at the
+            # reconnect would end the engine.
+            except conn.connection_errors + conn.channel_errors + (OSError, BrokerUnreachable) as error:
                 self._set_broker(False)
                 self.pending.clear()  # unacked: the broker redelivers them
                 log.warning("broker connection lost; reconnecting", error=type(error).__name__,

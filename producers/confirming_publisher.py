@@ -4,6 +4,12 @@ kombu's `confirm_publish` waits for each confirm in turn (~1,500 msg/s here); pu
 channel in confirm mode and gathering its basic.ack / basic.nack / basic.return events per batch
 goes about ten times faster (ENGINEERING.md). On kombu's memory:// transport there are no confirms
 or returns: messages are reported confirmed as soon as they are handed over, and the engine says so.
+
+A broker short of memory or disk blocks publishers (connection.blocked) and stops reading their
+sockets: a large batch written into a blocked socket times out part-way through a frame and ruins the
+connection, and confirms stop until the alarm clears. So a batch goes out in small chunks, looking for
+connection.blocked between them; once blocked, the rest of the batch is HELD (not sent, not a failure)
+and the confirms of what was sent are awaited for as long as the block lasts.
 """
 from __future__ import annotations
 
@@ -11,10 +17,13 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 from kombu import Connection, Producer
 
 CONFIRMED, RETURNED, NACKED, UNCONFIRMED = "confirmed", "returned", "nacked", "unconfirmed"
+HELD = "held"  # not sent: the broker blocks publishers; try again once it unblocks
+CHUNK = 50  # messages written between two looks for connection.blocked: well under a socket buffer
 
 
 @dataclass
@@ -30,9 +39,12 @@ class Outgoing:
 class ConfirmingPublisher:
     """One channel in confirm mode on a connection of its own (py-amqp connections are not thread-safe)."""
 
-    def __init__(self, connection: Connection, confirm_timeout: float = 30.0) -> None:
+    def __init__(self, connection: Connection, confirm_timeout: float = 30.0,
+                 keep_waiting: Callable[[], bool] = lambda: True) -> None:
         self.connection = connection
         self.confirm_timeout = confirm_timeout
+        self.keep_waiting = keep_waiting  # False once the owner stops: a block no longer extends the wait
+        self.blocked = False
         self.supports_confirms = connection.transport.driver_type == "amqp"
         self.channel = connection.channel()
         self._producer = Producer(self.channel)
@@ -44,6 +56,8 @@ class ConfirmingPublisher:
             self.channel.events["basic_ack"].add(self._on_ack)
             self.channel.events["basic_nack"].add(self._on_nack)
             self.channel.events["basic_return"].add(self._on_return)
+            raw = connection.connection  # py-amqp's Connection: RabbitMQ's blocked/unblocked notifications
+            raw.on_blocked, raw.on_unblocked = self._on_blocked, self._on_unblocked
 
     def publish_batch(self, messages: list[Outgoing]) -> list[str]:
         """Publish `messages` in order and return each one's outcome (confirmed, returned, nacked, unconfirmed)."""
@@ -59,32 +73,55 @@ class ConfirmingPublisher:
             return [CONFIRMED] * len(messages)
 
         self._returned_keys.clear()
-        first = self._next_tag
-        for m in messages:
-            msg = self.channel.prepare_message(
-                m.body, priority=None, content_type=m.properties.get("content_type", "application/json"),
-                content_encoding=m.properties.get("content_encoding", "utf-8"), headers=m.headers or {},
-                properties={"delivery_mode": 2, **_amqp_properties(m.properties,
-                                                                   skip=("content_type", "content_encoding"))})
-            self.channel.basic_publish(msg, exchange=m.exchange, routing_key=m.routing_key, mandatory=m.mandatory)
-            self._outcomes[self._next_tag] = UNCONFIRMED
-            self._next_tag += 1
+        first, sent = self._next_tag, 0
+        for start in range(0, len(messages), CHUNK):
+            if self.poll():  # blocked: what is not yet written waits for the unblock
+                break
+            for m in messages[start:start + CHUNK]:
+                msg = self.channel.prepare_message(
+                    m.body, priority=None, content_type=m.properties.get("content_type", "application/json"),
+                    content_encoding=m.properties.get("content_encoding", "utf-8"), headers=m.headers or {},
+                    properties={"delivery_mode": 2, **_amqp_properties(m.properties,
+                                                                       skip=("content_type", "content_encoding"))})
+                self.channel.basic_publish(msg, exchange=m.exchange, routing_key=m.routing_key,
+                                           mandatory=m.mandatory)
+                self._outcomes[self._next_tag] = UNCONFIRMED
+                self._next_tag += 1
+                sent += 1
         tags = range(first, self._next_tag)
         deadline = time.monotonic() + self.confirm_timeout
         while any(self._outcomes[t] == UNCONFIRMED for t in tags):
+            if self.blocked and self.keep_waiting():
+                deadline = time.monotonic() + self.confirm_timeout  # confirms resume when the alarm clears
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
                 self.connection.drain_events(timeout=min(remaining, 1.0))
             except socket.timeout:
-                continue
-        outcomes = [self._outcomes.pop(t) for t in tags]
+                self.connection.heartbeat_check()
+        outcomes = [self._outcomes.pop(t) for t in tags] + [HELD] * (len(messages) - sent)
         # A mandatory message the broker could not route comes back as basic.return before its ack.
         for i, m in enumerate(messages):
             if m.mandatory and (m.exchange, m.routing_key) in self._returned_keys and outcomes[i] == CONFIRMED:
                 outcomes[i] = RETURNED
         return outcomes
+
+    def poll(self) -> bool:
+        """Read what the broker sent (blocked/unblocked, confirms, heartbeats) without waiting; True if blocked.
+
+        An idle relay sends nothing, so without this the broker would close its connection for missed
+        heartbeats, and a blocked notification would go unnoticed until the next publish stalled.
+        """
+        if not self.supports_confirms:
+            return False
+        try:
+            while True:
+                self.connection.drain_events(timeout=0.001)  # 0 would spin on EAGAIN
+        except socket.timeout:
+            pass
+        self.connection.heartbeat_check()
+        return self.blocked
 
     def close(self) -> None:
         try:
@@ -105,6 +142,12 @@ class ConfirmingPublisher:
 
     def _on_nack(self, tag, multiple):
         self._settle(tag, multiple, NACKED)
+
+    def _on_blocked(self, _reason=None):
+        self.blocked = True
+
+    def _on_unblocked(self):
+        self.blocked = False
 
     def _on_return(self, _exc, exchange, routing_key, _message):
         self._returned_keys.add((exchange, routing_key))

@@ -5,7 +5,8 @@ transition does. The relay publishes pending rows in id order, a batch at a time
 broker's confirms once per batch and marks the confirmed rows. A crash between publish and mark
 publishes a row again under the same event_id (at-least-once; subscribers drop repeats by id).
 On PostgreSQL several workers' relays share the table: `FOR UPDATE SKIP LOCKED` lets each claim
-different rows.
+different rows. While the broker blocks publishers (a memory or disk alarm) the relay publishes
+nothing and waits, keeping its connection; rows held back by a block are not counted as attempts.
 """
 from __future__ import annotations
 
@@ -19,29 +20,38 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
+from earlyhelp.consumers.batch import is_database_unavailable
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.tables import outbox
 
-from .confirming_publisher import CONFIRMED, RETURNED, ConfirmingPublisher, Outgoing
+from .confirming_publisher import CONFIRMED, HELD, RETURNED, ConfirmingPublisher, Outgoing
 
 log = get_logger("earlyhelp.outbox")
 
 
 class OutboxRelay:
     def __init__(self, engine: Engine, connect: Callable[[], Connection], clock: Callable[[], datetime],
-                 batch_size: int = 500, on_return: Callable[[Connection], None] | None = None) -> None:
+                 batch_size: int = 500, on_return: Callable[[Connection], None] | None = None,
+                 on_database_state: Callable[[bool], None] | None = None) -> None:
         self.engine, self.connect, self.clock = engine, connect, clock
         self.batch_size = batch_size
         self.on_return = on_return  # e.g. redeclare the topology when a dead-letter copy came back
+        # The relay reads the outbox every half second even when no message comes: it is what notices
+        # (for /readyz) that the database went away while the engine is idle.
+        self.on_database_state = on_database_state or (lambda up: None)
         self.wake = threading.Event()
         self._connection: Connection | None = None
         self._publisher: ConfirmingPublisher | None = None
         self._locks = engine.dialect.name == "postgresql"
+        self._stop = threading.Event()
+        self._was_blocked = False
 
     # -- one pass --------------------------------------------------------------------------------
     def publish_pending(self) -> int:
         """Publish one batch of pending rows; returns how many were confirmed. Raises on broker errors."""
         publisher = self._ensure_publisher()
+        if self._blocked(publisher):
+            return 0
         with self.engine.begin() as conn:
             query = (select(outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body, outbox.c.headers,
                             outbox.c.properties, outbox.c.mandatory)
@@ -55,7 +65,7 @@ class OutboxRelay:
                 Outgoing(r.exchange, r.routing_key, bytes(r.body), dict(r.properties or {}), r.headers, r.mandatory)
                 for r in rows])
             confirmed = [r.id for r, o in zip(rows, outcomes) if o == CONFIRMED]
-            failed = [(r.id, o) for r, o in zip(rows, outcomes) if o != CONFIRMED]
+            failed = [(r.id, o) for r, o in zip(rows, outcomes) if o not in (CONFIRMED, HELD)]
             now = self.clock()
             if confirmed:
                 conn.execute(update(outbox).where(outbox.c.id.in_(confirmed)).values(published_at=now))
@@ -68,7 +78,7 @@ class OutboxRelay:
                       outcomes=sorted({o for _, o in failed}))
             if any(o == RETURNED for _, o in failed) and self.on_return:
                 self.on_return(self._connection)
-            if not confirmed:
+            if not confirmed and not publisher.blocked:
                 raise UnconfirmedPublish(f"{len(failed)} outbox rows were not confirmed")
         return len(confirmed)
 
@@ -92,14 +102,21 @@ class OutboxRelay:
 
     # -- the loop the engine runs in a thread ----------------------------------------------------
     def run(self, stop: threading.Event, idle_wait: float = 0.5) -> None:
+        self._stop = stop
         backoff = 0.2
         while not stop.is_set():
             try:
-                if self.publish_pending() == 0:
+                published = self.publish_pending()
+                self.on_database_state(True)
+                if published == 0:
                     self.wake.wait(idle_wait)
                     self.wake.clear()
+                    if self._publisher is not None:
+                        self._publisher.poll()  # heartbeats and blocked/unblocked while idle
                 backoff = 0.2
             except Exception as error:  # noqa: BLE001 - broker or database away: wait, reconnect, go on
+                if is_database_unavailable(error):
+                    self.on_database_state(False)
                 log.warning("outbox relay waiting", error=type(error).__name__, detail=str(error)[:200],
                             retry_in_s=backoff)
                 self._reset()
@@ -111,8 +128,18 @@ class OutboxRelay:
         if self._publisher is None:
             self._connection = self.connect()
             self._connection.ensure_connection(max_retries=1)
-            self._publisher = ConfirmingPublisher(self._connection)
+            self._publisher = ConfirmingPublisher(self._connection, keep_waiting=lambda: not self._stop.is_set())
         return self._publisher
+
+    def _blocked(self, publisher: ConfirmingPublisher) -> bool:
+        blocked = publisher.poll()
+        if blocked != self._was_blocked:
+            self._was_blocked = blocked
+            if blocked:
+                log.warning("the broker blocks publishers (a memory or disk alarm); the outbox waits")
+            else:
+                log.info("the broker accepts publishes again; publishing the outbox")
+        return blocked
 
     def _reset(self) -> None:
         if self._publisher is not None:

@@ -2,22 +2,27 @@
 
 It publishes persistent JSON with publisher confirms and `mandatory`, and reports each message's
 fate: confirmed by the broker, refused by it (a full input queue nacks: back off and retry), or
-unroutable (no queue bound: the engine has never been started on this broker). Built on pika
-rather than kombu on purpose, so the contract is proven by a second client.
+unroutable (no queue bound: the engine has never been started on this broker), or blocked (the
+broker is short of memory or disk and has stopped reading from publishers: without a limit a pika
+publish would wait for the alarm to clear, however long). Built on pika rather than kombu on purpose,
+so the contract is proven by a second client.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pika
-from pika.exceptions import NackError, UnroutableError
+from pika.exceptions import ConnectionBlockedTimeout, NackError, UnroutableError
 
-CONFIRMED, NACKED, UNROUTABLE = "confirmed", "nacked", "unroutable"
+CONFIRMED, NACKED, UNROUTABLE, BLOCKED = "confirmed", "nacked", "unroutable", "blocked"
+BLOCKED_TIMEOUT_S = 30.0
 
 EXPLANATIONS = {
     CONFIRMED: "the broker has it",
     NACKED: "the broker refused it (an input queue is full): try again later",
     UNROUTABLE: "no queue is bound for it: start `earlyhelp serve` once on this broker",
+    BLOCKED: "the broker is short of memory or disk and blocks publishers (a resource alarm): "
+             "not confirmed, send it again later",
 }
 
 
@@ -35,9 +40,10 @@ class Sent:
 
 
 class UpstreamClient:
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, blocked_timeout: float | None = None) -> None:
         params = pika.URLParameters(_pika_url(broker_url))
         params.connection_attempts, params.retry_delay, params.socket_timeout = 3, 1, 5
+        params.blocked_connection_timeout = blocked_timeout or BLOCKED_TIMEOUT_S  # pika then closes the connection and raises
         self.connection = pika.BlockingConnection(params)
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
@@ -52,11 +58,16 @@ class UpstreamClient:
             return Sent(UNROUTABLE)
         except NackError:
             return Sent(NACKED)
+        except ConnectionBlockedTimeout:
+            return Sent(BLOCKED)  # the connection is closed: a new client is needed to try again
         return Sent(CONFIRMED)
 
     def close(self) -> None:
         if self.connection.is_open:
-            self.connection.close()
+            try:
+                self.connection.close()
+            except Exception:  # noqa: BLE001 - the broker closed it first, or it is still blocked
+                pass
 
     def __enter__(self):
         return self
