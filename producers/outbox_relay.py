@@ -7,16 +7,18 @@ publishes a row again under the same event_id (at-least-once; subscribers drop r
 On PostgreSQL several workers' relays share the table: `FOR UPDATE SKIP LOCKED` lets each claim
 different rows. While the broker blocks publishers (a memory or disk alarm) the relay publishes
 nothing and waits, keeping its connection; rows held back by a block are not counted as attempts.
+Published rows are kept for an hour, for tracing, then deleted: a `case.allocated` body carries the
+child's details, which must live only where they can be erased (case_details).
 """
 from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from kombu import Connection
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
@@ -27,6 +29,10 @@ from earlyhelp.persistence.tables import outbox
 from .confirming_publisher import CONFIRMED, HELD, RETURNED, ConfirmingPublisher, Outgoing
 
 log = get_logger("earlyhelp.outbox")
+
+
+KEEP_PUBLISHED = timedelta(hours=1)
+PRUNE_EVERY_S = 60.0
 
 
 class OutboxRelay:
@@ -45,6 +51,7 @@ class OutboxRelay:
         self._locks = engine.dialect.name == "postgresql"
         self._stop = threading.Event()
         self._was_blocked = False
+        self._pruned_at = 0.0
 
     # -- one pass --------------------------------------------------------------------------------
     def publish_pending(self) -> int:
@@ -92,6 +99,12 @@ class OutboxRelay:
                 break
         return total
 
+    def prune_published(self) -> int:
+        """Delete rows published more than KEEP_PUBLISHED ago; returns how many."""
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(outbox).where(outbox.c.published_at < self.clock() - KEEP_PUBLISHED))
+        return result.rowcount
+
     def backlog(self) -> int:
         with self.engine.connect() as conn:
             count, oldest = conn.execute(select(func.count(), func.min(outbox.c.created_at))
@@ -108,6 +121,9 @@ class OutboxRelay:
             try:
                 published = self.publish_pending()
                 self.on_database_state(True)
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
+                    self._pruned_at = time.monotonic()
+                    self.prune_published()
                 if published == 0:
                     self.wake.wait(idle_wait)
                     self.wake.clear()
