@@ -1,0 +1,110 @@
+"""cProfile of the engine's batch path in this process, without the broker: where a message's time goes.
+
+Runs the engine's own BatchProcessor (parse → one transaction → flush) on batches of 100 notifications,
+then batches of 100 triage commands on the cases they opened, against a fresh PostgreSQL database (or
+SQLite with --sqlite), the same way `earlyhelp serve` calls it, and the outbox relay's publish step
+on a fake publisher (no broker: only its database and Python cost). Prints µs per message per phase
+and the top functions by cumulative and own time.
+
+    python benchmarks/profile_batch.py [--messages 5000] [--sqlite] [--top 25]
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h  # noqa: E402
+
+
+def deliveries(messages, exchange):
+    from earlyhelp.consumers.delivery import Delivery
+
+    return [Delivery(body=b, exchange=exchange, routing_key=k, properties={"content_type": "application/json"},
+                     delivery_tag=i) for i, (k, b) in enumerate(messages)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    from earlyhelp.consumers.batch import BatchProcessor
+    from earlyhelp.persistence.database import make_engine
+    from earlyhelp.producers.confirming_publisher import CONFIRMED
+    from earlyhelp.producers.outbox_relay import OutboxRelay
+    from earlyhelp.schemas import DEFAULT_DISTRICTS
+
+    class FakePublisher:  # confirms everything at once: leaves the relay's database and Python cost
+        blocked = False
+
+        def poll(self):
+            return False
+
+        def publish_batch(self, messages):
+            return [CONFIRMED] * len(messages)
+
+    from earlyhelp.logs import configure_logging
+
+    # The engine logs one JSON line per message, as `serve` configures it: keep that cost, send the lines nowhere.
+    sink = open("/dev/null", "w")
+    configure_logging(stream=sink)
+    results = []
+    with h.BenchEnv("profile", max_seconds=600) as env:
+        url = env.new_sqlite("profile") if args.sqlite else env.new_postgres("profile")
+        engine = make_engine(url)
+        clock = lambda: datetime.now(timezone.utc)  # noqa: E731
+        processor = BatchProcessor(engine, clock, DEFAULT_DISTRICTS)
+        relay = OutboxRelay(engine, lambda: None, clock)
+        relay._ensure_publisher = lambda: FakePublisher()
+        prefix = f"prof-{env.run_id}"
+        n, size = args.messages, args.batch
+        phases = [
+            ("intake", deliveries(h.notification_messages(prefix, n), h.NOTIFICATIONS_EXCHANGE)),
+            ("triage", deliveries(h.triage_messages(f"{prefix}-t", h.case_ids_for(prefix, n)), h.COMMANDS_EXCHANGE)),
+        ]
+        for name, items in phases:
+            profiler = cProfile.Profile()
+            started = time.perf_counter()
+            profiler.enable()
+            for i in range(0, len(items), size):
+                processor.process(items[i:i + size])
+            profiler.disable()
+            handled = time.perf_counter() - started
+            relay_profiler = cProfile.Profile()
+            started = time.perf_counter()
+            relay_profiler.enable()
+            while relay.publish_pending():
+                pass
+            relay_profiler.disable()
+            relayed = time.perf_counter() - started
+            results.append((name, handled, relayed, profiler, relay_profiler, len(items)))
+        engine.dispose()
+    print(h.markdown_table(["phase", "messages", "batch", "handling µs/msg (profiled)", "outbox relay µs/msg (profiled)"],
+                           [[name, n_items, size, f"{1e6 * a / n_items:,.0f}", f"{1e6 * b / n_items:,.0f}"]
+                            for name, a, b, _, _, n_items in results]))
+    for name, _, _, profiler, relay_profiler, _ in results:
+        for what, prof in ((f"{name}: BatchProcessor.process", profiler), (f"{name}: OutboxRelay.publish_pending",
+                                                                               relay_profiler)):
+            for key in ("cumulative", "tottime"):
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats(key).print_stats(args.top)
+                print(f"\n### {what}, by {key}\n```")
+                print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+                print("```")
+    print()
+    print(h.machine_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
