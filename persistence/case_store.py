@@ -26,6 +26,10 @@ _CASE_FIELDS = ("case_id", "notification_id", "state", "return_state", "version"
                 "district", "service", "team", "worker_id", "school_urn", "share_with_school", "received_at")
 _MUTABLE_FIELDS = ("state", "return_state", "version", "priority", "district", "service", "team", "worker_id",
                    "school_urn", "share_with_school")
+# Built once: an UPDATE made per call would be rebuilt and re-keyed for the statement cache each time.
+_UPDATE_CASE = (update(cases)
+                .where(and_(cases.c.case_id == bindparam("b_case_id"), cases.c.version == bindparam("b_version_read")))
+                .values(updated_at=bindparam("b_updated_at"), **{f: bindparam(f"b_{f}") for f in _MUTABLE_FIELDS}))
 
 
 class CaseStore:
@@ -39,6 +43,7 @@ class CaseStore:
         self._outbox: list[dict] = []
         self._processed: list[dict] = []
         self._touched: dict[str, Case] = {}  # the latest object of every case this batch opened or changed
+        self._new_ids: set[str] = set()
 
     # -- reads ----------------------------------------------------------------------------------
     def load_cases(self, case_ids) -> dict[str, Case]:
@@ -86,6 +91,7 @@ class CaseStore:
         row = {f: getattr(case, f) for f in _CASE_FIELDS}
         row.update(opened_at=at, updated_at=at, **statistics)
         self._new_cases.append(row)
+        self._new_ids.add(case.case_id)
         self._touched[case.case_id] = case
         self._new_details.append({"case_id": case.case_id, "notification": notification_json})
 
@@ -113,19 +119,19 @@ class CaseStore:
         """Write everything gathered; raises ConcurrencyConflict if a case moved under us."""
         conn = self.conn
         if self._new_cases:
+            for row in self._new_cases:  # a case opened and moved in this batch: insert its final state
+                row.update({f: getattr(self._touched[row["case_id"]], f) for f in _MUTABLE_FIELDS})
             conn.execute(insert(cases), self._new_cases)
             conn.execute(insert(case_details), self._new_details)
-        new_ids = {row["case_id"] for row in self._new_cases}
-        for case_id, (case, version_read) in self._changed.items():
-            if case_id in new_ids:  # opened and moved in this same batch: write its final state
-                conn.execute(update(cases).where(cases.c.case_id == case_id)
-                             .values(**{f: getattr(case, f) for f in _MUTABLE_FIELDS}, updated_at=at))
-                continue
-            result = conn.execute(
-                update(cases).where(and_(cases.c.case_id == case_id, cases.c.version == version_read))
-                .values(**{f: getattr(case, f) for f in _MUTABLE_FIELDS}, updated_at=at))
-            if result.rowcount != 1:
-                raise ConcurrencyConflict(case_id)
+        changed = [(case, version_read) for case_id, (case, version_read) in self._changed.items()
+                   if case_id not in self._new_ids]
+        if changed:
+            # One statement for the whole batch; each row still checks the version this transaction read.
+            result = conn.execute(_UPDATE_CASE, [
+                {"b_case_id": case.case_id, "b_version_read": version_read, "b_updated_at": at,
+                 **{f"b_{f}": getattr(case, f) for f in _MUTABLE_FIELDS}} for case, version_read in changed])
+            if result.rowcount != len(changed):
+                raise ConcurrencyConflict(f"{len(changed) - result.rowcount} of {len(changed)} cases moved")
         if self._changed_details:
             conn.execute(update(case_details).where(case_details.c.case_id == bindparam("b_case_id"))
                          .values(notification=bindparam("b_notification")),
@@ -137,7 +143,6 @@ class CaseStore:
             conn.execute(insert(outbox), self._outbox)
         if self._processed:
             conn.execute(insert(processed_messages), self._processed)
-
 
     def _flush_clocks(self) -> None:
         new, changed = [], []

@@ -17,8 +17,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         # writes can fail at once with "database is locked" when another connection wrote meanwhile.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
-    # pool_pre_ping notices a restarted PostgreSQL before the first statement of a transaction.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **kwargs)
+    # No pool_pre_ping: it costs a round trip per transaction, and a connection lost to a restarted
+    # PostgreSQL already fails its transaction as "database unavailable", which is retried on a new one.
+    return create_engine(url, pool_size=5, max_overflow=5, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

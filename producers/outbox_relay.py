@@ -124,7 +124,7 @@ class OutboxRelay:
                 if time.monotonic() - self._pruned_at > PRUNE_EVERY_S:
                     self._pruned_at = time.monotonic()
                     self.prune_published()
-                if published == 0:
+                if published < self.batch_size:  # all caught up: no second, empty pass
                     self.wake.wait(idle_wait)
                     self.wake.clear()
                     if self._publisher is not None:
