@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import JSON, Connection, and_, bindparam, insert, select, update
 
 from earlyhelp.workflows.case_flow import Case
 from earlyhelp.workflows.sla_clock import Pause
 from earlyhelp.workflows.sla_policy import Allowance
 from earlyhelp.workflows.sla_tracking import StageClock
 
+from .database import json_text
 from .tables import case_details, case_history, cases, outbox, processed_messages, sla_clocks
 
 
@@ -121,8 +122,8 @@ class CaseStore:
         if self._new_cases:
             for row in self._new_cases:  # a case opened and moved in this batch: insert its final state
                 row.update({f: getattr(self._touched[row["case_id"]], f) for f in _MUTABLE_FIELDS})
-            conn.execute(insert(cases), self._new_cases)
-            conn.execute(insert(case_details), self._new_details)
+            bulk_insert(conn, cases, self._new_cases)
+            bulk_insert(conn, case_details, self._new_details)
         changed = [(case, version_read) for case_id, (case, version_read) in self._changed.items()
                    if case_id not in self._new_ids]
         if changed:
@@ -137,12 +138,9 @@ class CaseStore:
                          .values(notification=bindparam("b_notification")),
                          [{"b_case_id": k, "b_notification": v} for k, v in self._changed_details.items()])
         self._flush_clocks()
-        if self._history:
-            conn.execute(insert(case_history), self._history)
-        if self._outbox:
-            conn.execute(insert(outbox), self._outbox)
-        if self._processed:
-            conn.execute(insert(processed_messages), self._processed)
+        bulk_insert(conn, case_history, self._history)
+        bulk_insert(conn, outbox, self._outbox)
+        bulk_insert(conn, processed_messages, self._processed)
 
     def _flush_clocks(self) -> None:
         new, changed = [], []
@@ -150,8 +148,7 @@ class CaseStore:
             for clock in case.clocks.values():
                 if clock.dirty:
                     (new if clock.id is None else changed).append(clock_row(case.case_id, clock))
-        if new:
-            self.conn.execute(insert(sla_clocks), new)
+        bulk_insert(self.conn, sla_clocks, new)
         if changed:
             self.update_clocks(changed)
 
@@ -162,6 +159,24 @@ class CaseStore:
             update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id"))
             .values(**{c: bindparam(f"b_{c}") for c in columns}),
             [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows])
+
+
+def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
+    """Insert rows; on PostgreSQL with COPY, several times cheaper per row than a pipelined INSERT."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql" or len(rows) < 8:
+        conn.execute(insert(table), rows)
+        return
+    from psycopg.types.json import Jsonb
+
+    names = [c.name for c in table.columns if c.name in rows[0]]
+    json_columns = {c.name for c in table.columns if c.name in rows[0] and c.type._type_affinity is JSON}
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([Jsonb(row[n], dumps=json_text) if n in json_columns and row[n] is not None
+                            else row[n] for n in names])
 
 
 def clock_from_row(row) -> StageClock:

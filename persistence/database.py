@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=_json_text, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_text, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         # Take the write lock when a transaction begins: a deferred transaction that reads and then
         # writes can fail at once with "database is locked" when another connection wrote meanwhile.
@@ -24,11 +24,11 @@ def make_engine(url: str, **kwargs) -> Engine:
     # while the tables were small: a seq scan for `key IN (...)` that grows with every stored case
     # (measured here: ~11 ms to ~80 ms a batch's query as the tables grew to 12,000 cases). Custom plans keep the index lookups.
     connect_args = {"options": "-c plan_cache_mode=force_custom_plan"}
-    return create_engine(url, pool_size=5, max_overflow=5, json_serializer=_json_text,
+    return create_engine(url, pool_size=5, max_overflow=5, json_serializer=json_text,
                          connect_args=connect_args, **kwargs)
 
 
-def _json_text(value) -> str:
+def json_text(value) -> str:
     """orjson: the engine writes several JSON columns per message; the standard library is ~5x slower."""
     return orjson.dumps(value).decode()
 
