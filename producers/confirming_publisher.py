@@ -13,6 +13,7 @@ and the confirms of what was sent are awaited for as long as the block lasts.
 """
 from __future__ import annotations
 
+import select
 import socket
 import time
 from contextlib import contextmanager
@@ -135,12 +136,20 @@ class ConfirmingPublisher:
         if not self.supports_confirms:
             return False
         try:
-            while True:
+            while self._something_to_read():
                 self.connection.drain_events(timeout=0.001)  # 0 would spin on EAGAIN
         except socket.timeout:
             pass
         self.connection.heartbeat_check()
         return self.blocked
+
+    def _something_to_read(self) -> bool:
+        """Without waiting: bytes on the socket, or in py-amqp's buffer. A drain with a timeout costs
+        its whole timeout when nothing came, and poll runs before every chunk the relay publishes."""
+        transport = self.connection.connection.transport
+        if getattr(transport, "_read_buffer", b""):
+            return True
+        return bool(select.select([transport.sock], [], [], 0)[0])
 
     def close(self) -> None:
         try:
