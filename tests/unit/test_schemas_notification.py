@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from earlyhelp.schemas import MAX_BODY_BYTES, MessageRefused, Notification, parse_notification
+from tests.factories import notification_body
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 KEY = "notification.school"
@@ -17,33 +18,8 @@ PERSONAL = ("Sam", "Taylor", "ME14 1AA", "2015-05-02", "J. Patel", "dsl@oakwood.
 
 
 def example() -> dict:
-    return {
-        "schema_version": 1,
-        "notification_id": "oakwood-2026-000457",
-        "kind": "request_for_support",
-        "received_at": "2026-11-20T09:14:00Z",
-        "priority": False,
-        "referrer": {
-            "source": "school",
-            "organisation": "Oakwood Primary School",
-            "contact_name": "J. Patel",
-            "contact_email": "dsl@oakwood.example",
-            "contact_phone": "01622 000000",
-            "school_urn": "118923",
-        },
-        "child": {
-            "given_name": "Sam",
-            "family_name": "Taylor",
-            "date_of_birth": "2015-05-02",
-            "postcode": "ME14 1AA",
-            "school_urn": "118923",
-        },
-        "reason": "The nature of the concern, in the notifier's words.",
-        "support_already_offered": "What the notifier has already tried.",
-        "intended_outcome": "What the notifier hopes support will achieve.",
-        "child_voice": "The child's wishes and feelings.",
-        "consent": {"family_consents": True, "share_with_school": True},
-    }
+    """The contract's example notification (a fresh copy each time)."""
+    return notification_body()
 
 
 def encode(document: dict) -> bytes:
