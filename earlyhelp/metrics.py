@@ -19,13 +19,15 @@ CASES_BY_STATE = Gauge("earlyhelp_cases", "Cases by state", ["state"])
 SLA_EVENTS = Counter("earlyhelp_sla_events_total", "SLA warnings and breaches raised", ["kind", "stage"])
 BROKER_CONNECTED = Gauge("earlyhelp_broker_connected", "1 while the engine holds its broker connection")
 DATABASE_UP = Gauge("earlyhelp_database_up", "1 while the last database transaction succeeded")
+BROKER_BLOCKED = Gauge("earlyhelp_broker_blocked", "1 while the broker blocks the relay's publishes (memory or disk alarm)")
 SLA_OVERDUE = Gauge("earlyhelp_sla_overdue", "Open SLA clocks past their due time, by stage", ["stage"])
 GAUGES_REFRESHED = Gauge("earlyhelp_case_gauges_refreshed_timestamp_seconds",
                          "When the case gauges were last read from the database (Unix time)")
 
 
 def refresh_case_gauges(engine, stop_event, interval: float = 30.0) -> None:
-    """Every `interval` seconds until `stop_event` is set: cases by state and overdue clocks, from the database.
+    """Every `interval` seconds until `stop_event` is set: cases by state, overdue clocks and the outbox
+    backlog, from the database.
 
     Run it in a thread beside the engine (runtime extra_threads: partial(refresh_case_gauges, db, interval=..)).
     A failed read leaves the last values and tries again next time: a gauge is never worth a crash.
@@ -36,7 +38,7 @@ def refresh_case_gauges(engine, stop_event, interval: float = 30.0) -> None:
 
     from sqlalchemy import func, select
 
-    from earlyhelp.persistence.tables import cases, sla_clocks
+    from earlyhelp.persistence.tables import cases, outbox, sla_clocks
     from earlyhelp.schemas import CASE_STATES, SLA_STAGES
 
     while True:
@@ -47,6 +49,10 @@ def refresh_case_gauges(engine, stop_event, interval: float = 30.0) -> None:
                     select(sla_clocks.c.stage, func.count())
                     .where(sla_clocks.c.stopped_at.is_(None), sla_clocks.c.due_at <= datetime.now(timezone.utc))
                     .group_by(sla_clocks.c.stage)).all())
+                backlog, oldest = conn.execute(select(func.count(), func.min(outbox.c.created_at))
+                                               .where(outbox.c.published_at.is_(None))).one()
+            OUTBOX_BACKLOG.set(backlog)
+            OUTBOX_OLDEST_SECONDS.set((datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0)
             for state in set(CASE_STATES) | set(by_state):
                 CASES_BY_STATE.labels(state).set(by_state.get(state, 0))
             for stage in set(SLA_STAGES) | set(overdue):

@@ -151,6 +151,7 @@ class OutboxRelay:
         blocked = publisher.poll()
         if blocked != self._was_blocked:
             self._was_blocked = blocked
+            metrics.BROKER_BLOCKED.set(1 if blocked else 0)
             if blocked:
                 log.warning("the broker blocks publishers (a memory or disk alarm); the outbox waits")
             else:
