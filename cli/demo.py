@@ -7,6 +7,22 @@ from pathlib import Path
 import click
 
 
+def engines_already_consuming(url: str) -> int:
+    """Consumers on the engine's input queues: another `earlyhelp serve` would take the demo's messages."""
+    from kombu import Connection
+
+    from earlyhelp.consumers.topology import INPUT_QUEUES
+
+    total = 0
+    with Connection(url, connect_timeout=3) as conn:
+        for queue in INPUT_QUEUES.values():
+            try:
+                total += conn.channel().queue_declare(queue.name, passive=True).consumer_count
+            except conn.channel_errors:  # not declared yet: nobody consumes it
+                pass
+    return total
+
+
 def broker_answers(url: str) -> bool:
     from kombu import Connection
 
@@ -35,6 +51,10 @@ def demo(settings, seed, days, per_day, broker, database) -> None:
         click.echo(f"No RabbitMQ answers at {_without_password(broker)}: running the demo on kombu's in-memory "
                    "transport instead (one process; no publisher confirms, queue arguments or dead-lettering).")
         broker = "memory://"
+    elif not broker.startswith("memory://") and engines_already_consuming(broker):
+        raise click.ClickException(
+            "another engine is consuming from this broker's earlyhelp.engine.* queues and would take the "
+            "demo's messages: stop it, or run the demo with --broker memory://")
     elif broker.startswith("memory://"):
         click.echo("Running on kombu's in-memory transport (one process; no publisher confirms, queue "
                    "arguments or dead-lettering).")

@@ -38,3 +38,11 @@ def test_the_same_seed_gives_the_same_figures():
     figures = [line for line in first.stdout.splitlines() if "Handled" in line or "%" in line]
     assert figures and [line.split(" in ")[0] for line in figures] == [
         line.split(" in ")[0] for line in second.stdout.splitlines() if "Handled" in line or "%" in line]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_demo_will_not_share_a_broker_with_a_running_engine(serve, broker_url):
+    serve()
+    done = run_demo("--broker", broker_url)
+    assert done.returncode == 1
+    assert "another engine is consuming" in done.stderr and "--broker memory://" in done.stderr
