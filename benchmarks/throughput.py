@@ -142,7 +142,7 @@ def main() -> int:
                 print("| " + " | ".join(str(c) for c in rows[-1]) + " |", flush=True)  # kept if a later one fails
     print()
     if args.profile:
-        print(f"**Profiled run (py-spy attached to one worker): rates are lower than unprofiled.**\n")
+        print("**Profiled run (py-spy attached to one worker): rates are lower than unprofiled.**\n")
     print(h.markdown_table(["what", "database", "workers", "messages", "engine msg/s (10–90 %)",
                             "engine msg/s (first→last)", "bare relay msg/s (10–90 %, mean of before/after)", "ratio (10–90 %)",
                             "ratio (first→last)"], rows))

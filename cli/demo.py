@@ -44,11 +44,12 @@ def broker_answers(url: str) -> bool:
 @click.pass_obj
 def demo(settings, seed, days, per_day, broker, database) -> None:
     """Generate a realistic stream, act on it as staff would, and report what the engine saw."""
+    from earlyhelp.consumers.runtime import url_without_password
     from earlyhelp.simulation.runner import run_demo
 
     broker = broker or settings.broker_url
     if not broker.startswith("memory://") and not broker_answers(broker):
-        click.echo(f"No RabbitMQ answers at {_without_password(broker)}: running the demo on kombu's in-memory "
+        click.echo(f"No RabbitMQ answers at {url_without_password(broker)}: running the demo on kombu's in-memory "
                    "transport instead (one process; no publisher confirms, queue arguments or dead-lettering).")
         broker = "memory://"
     elif not broker.startswith("memory://") and engines_already_consuming(broker):
@@ -100,10 +101,3 @@ def _print_report(settings, database_url: str, result, folder: Path) -> None:
     html = folder / "report.html"
     html.write_text(render(data, "html"), encoding="utf-8")
     click.echo(f"The same report with charts: {html}")
-
-
-def _without_password(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://{rest.split('@', 1)[1]}"

@@ -95,7 +95,7 @@ class EngineRuntime:
                                      daemon=True) for t in self.extra_threads]
         for thread in threads:
             thread.start()
-        log.info("engine started", broker=_safe_url(self.settings.broker_url), database=self.db.dialect.name)
+        log.info("engine started", broker=url_without_password(self.settings.broker_url), database=self.db.dialect.name)
         try:
             self._consume_until_stopped()
         finally:
@@ -247,8 +247,8 @@ class EngineRuntime:
                 log.warning("could not redeclare the topology", error=type(error).__name__)
 
 
-def _safe_url(url: str) -> str:
-    """The broker URL without its password, for logs."""
+def url_without_password(url: str) -> str:
+    """The broker URL without its credentials, for logs and messages."""
     if "@" not in url:
         return url
     scheme, rest = url.split("://", 1)

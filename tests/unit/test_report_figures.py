@@ -4,8 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
