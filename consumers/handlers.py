@@ -7,7 +7,7 @@ here routes every `case.<command>` key to `handle_command`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from earlyhelp import metrics
@@ -165,7 +165,7 @@ def handle_command(batch: Batch, parsed: Parsed) -> Handled:
             ["case_id: no such case"], ids={"command_id": command.command_id, "case_id": command.case_id},
             code="unknown_case"))
     # Work on a copy: a refused command must leave the batch's view of the case untouched.
-    working = Case(**{f: getattr(case, f) for f in case.__dataclass_fields__})
+    working = replace(case)
     needs_details = command.name in ("allocate", "step_down", "close", "provide_information")
     notification = batch.notification_of(case.case_id) if needs_details else None
     try:

@@ -26,11 +26,11 @@ def event_id_for(case_id: str, sequence: int, event_type: str) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{case_id}/{sequence}/{event_type}"))
 
 
-def case_event(case: Case, change: Change, recorded_at: datetime) -> dict:
+def case_event(case: Case, change: Change, recorded_at: datetime, event_id: str | None = None) -> dict:
     """The contract's envelope for a case, SLA or school event (CONTRACT.md, "Events")."""
     event = {
         "schema_version": 1,
-        "event_id": event_id_for(case.case_id, change.sequence, change.event_type),
+        "event_id": event_id or event_id_for(case.case_id, change.sequence, change.event_type),
         "event_type": change.event_type,
         "occurred_at": change.occurred_at,
         "recorded_at": recorded_at,
@@ -41,9 +41,10 @@ def case_event(case: Case, change: Change, recorded_at: datetime) -> dict:
         "source": case.source,
         "kind": case.kind,
         "priority": case.priority,
-        "caused_by": change.caused_by,
         "data": change.data,
     }
+    if change.caused_by is not None:  # transitions have a cause; an SLA event is the clock's own
+        event["caused_by"] = change.caused_by
     if case.district is not None:
         event["district"] = case.district
         event["service"] = case.service

@@ -64,7 +64,7 @@ def dead_letter_row(delivery: Delivery, reason: str, at: datetime, original_size
                   if delivery.properties.get(k) is not None}
     return {
         "event_id": str(uuid.uuid4()), "exchange": "", "routing_key": DEAD_LETTER_QUEUE, "body": body,
-        "headers": _json_safe(headers), "properties": properties, "mandatory": True, "created_at": at,
+        "headers": json_safe(headers), "properties": properties, "mandatory": True, "created_at": at,
         "published_at": None, "attempts": 0,
     }
 
@@ -73,14 +73,17 @@ def _plain(value):
     return int(value.timestamp()) if isinstance(value, datetime) else value
 
 
-def _json_safe(value):
-    """AMQP header tables may hold bytes, datetimes and decimals; the outbox stores JSON."""
+def json_safe(value):
+    """An AMQP header table as JSON can hold it (bytes, datetimes and decimals are not JSON): for the
+    outbox, and for `earlyhelp dead-letters` ids and display."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, datetime):
+        return value.isoformat()
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)

@@ -72,10 +72,8 @@ class SlaScanner:
                 if alert is None or case is None:
                     continue
                 change = Change(alert.event_type, case.version, case.state, None, alert.occurred_at,
-                                caused_by=f"sla:{alert.stage}", data=alert.data, is_transition=False)
-                event = case_event(case, change, now)
-                event["event_id"] = sla_event_id(case.case_id, alert.event_type)
-                event.pop("caused_by", None)
+                                caused_by=None, data=alert.data, is_transition=False)
+                event = case_event(case, change, now, event_id=sla_event_id(case.case_id, alert.event_type))
                 key = event_routing_key(alert.event_type, district=case.district)
                 store.add_outbox(outbox_row(event, key, now))
                 metrics.SLA_EVENTS.labels(alert.kind, alert.stage).inc()

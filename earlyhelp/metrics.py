@@ -38,7 +38,8 @@ def refresh_case_gauges(engine, stop_event, interval: float = 30.0) -> None:
 
     from sqlalchemy import func, select
 
-    from earlyhelp.persistence.tables import cases, outbox, sla_clocks
+    from earlyhelp.persistence.case_store import pending_outbox
+    from earlyhelp.persistence.tables import cases, sla_clocks
     from earlyhelp.schemas import CASE_STATES, SLA_STAGES
 
     while True:
@@ -49,8 +50,7 @@ def refresh_case_gauges(engine, stop_event, interval: float = 30.0) -> None:
                     select(sla_clocks.c.stage, func.count())
                     .where(sla_clocks.c.stopped_at.is_(None), sla_clocks.c.due_at <= datetime.now(timezone.utc))
                     .group_by(sla_clocks.c.stage)).all())
-                backlog, oldest = conn.execute(select(func.count(), func.min(outbox.c.created_at))
-                                               .where(outbox.c.published_at.is_(None))).one()
+                backlog, oldest = pending_outbox(conn)
             OUTBOX_BACKLOG.set(backlog)
             OUTBOX_OLDEST_SECONDS.set((datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0)
             for state in set(CASE_STATES) | set(by_state):

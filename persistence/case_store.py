@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Connection, and_, bindparam, insert, select, update
+from sqlalchemy import JSON, Connection, and_, bindparam, func, insert, select, update
 
 from earlyhelp.workflows.case_flow import Case
 from earlyhelp.workflows.sla_clock import Pause
@@ -159,6 +159,13 @@ class CaseStore:
             update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id"))
             .values(**{c: bindparam(f"b_{c}") for c in columns}),
             [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows])
+
+
+def pending_outbox(conn: Connection) -> tuple[int, datetime | None]:
+    """How many outbox rows wait to be published, and when the oldest was stored (the partial index)."""
+    count, oldest = conn.execute(select(func.count(), func.min(outbox.c.created_at))
+                                 .where(outbox.c.published_at.is_(None))).one()
+    return count, oldest
 
 
 def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:

@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from kombu import Connection
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
 from earlyhelp.consumers.batch import is_database_unavailable
 from earlyhelp.logs import get_logger
+from earlyhelp.persistence.case_store import pending_outbox
 from earlyhelp.persistence.tables import outbox
 
 from .confirming_publisher import CONFIRMED, HELD, RETURNED, ConfirmingPublisher, Outgoing
@@ -107,8 +108,7 @@ class OutboxRelay:
 
     def backlog(self) -> int:
         with self.engine.connect() as conn:
-            count, oldest = conn.execute(select(func.count(), func.min(outbox.c.created_at))
-                                         .where(outbox.c.published_at.is_(None))).one()
+            count, oldest = pending_outbox(conn)
         metrics.OUTBOX_BACKLOG.set(count)
         metrics.OUTBOX_OLDEST_SECONDS.set((self.clock() - oldest).total_seconds() if oldest else 0)
         return count

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 import pika
 from pika.exceptions import NackError, UnroutableError
 
+from earlyhelp.consumers.refusals import json_safe
 from earlyhelp.producers.upstream_client import _pika_url
 from earlyhelp.schemas import DEAD_LETTER_QUEUE
 
@@ -108,21 +109,6 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def _plain(value):
-    """Header values as JSON can hold them, for hashing and for `show`."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
 def copy_key(body: bytes, message_id: str | None, headers: dict) -> str:
     """The hash part of a copy's id (module doc): the same for the same copy on every read."""
     identity = {k: v for k, v in headers.items() if str(k).lower().startswith("x-earlyhelp-")}
@@ -130,13 +116,13 @@ def copy_key(body: bytes, message_id: str | None, headers: dict) -> str:
     if deaths:
         identity["x-death"] = {k: v for k, v in dict(deaths[-1]).items() if k != "count"}
     digest = hashlib.sha256()
-    digest.update(json.dumps(_plain(identity), sort_keys=True).encode())
+    digest.update(json.dumps(json_safe(identity), sort_keys=True).encode())
     digest.update(b"\0" + (message_id or "").encode() + b"\0" + body)
     return digest.hexdigest()[:12]
 
 
 def plain_headers(headers: dict) -> dict:
-    return _plain(headers)
+    return json_safe(headers)
 
 
 class DeadLetterQueue:

@@ -45,7 +45,7 @@ class Change:
     state: str
     previous_state: str | None
     occurred_at: datetime
-    caused_by: str
+    caused_by: str | None
     actor: dict | None = None
     data: dict = field(default_factory=dict)
     is_transition: bool = True

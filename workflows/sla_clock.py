@@ -77,13 +77,11 @@ def compute_clock(
     counting: Counting = "next_working_day",
 ) -> ClockTimes:
     """Due and warning times of one stage's clock (recompute after any change to its inputs)."""
-    pauses = list(pauses)
-    return ClockTimes(
-        stage=stage,
-        started_at=_utc(started_at, "started_at"),
-        due_at=due_at(started_at, allowance, pauses, calendar, counting),
-        warning_at=warning_at(started_at, allowance, pauses, calendar, warning_share, counting),
-    )
+    start = _utc(started_at, "started_at")
+    merged = normalise_pauses(start, pauses)
+    due = due_at(start, allowance, merged, calendar, counting)  # once: the warning is bounded by it
+    return ClockTimes(stage=stage, started_at=start, due_at=due,
+                      warning_at=_warning(start, allowance, merged, due, calendar, warning_share, counting))
 
 
 def due_at(
@@ -114,11 +112,16 @@ def warning_at(
     counting: Counting = "next_working_day",
 ) -> datetime | None:
     """When `warning_share` of the allowance has gone (see the module doc); None while paused."""
-    if not 0 < warning_share < 1:
-        raise ValueError(f"warning_share must be between 0 and 1 (exclusive), got {warning_share}")
     start = _utc(started_at, "started_at")
     merged = normalise_pauses(start, pauses)
     due = due_at(start, allowance, merged, calendar, counting)
+    return _warning(start, allowance, merged, due, calendar, warning_share, counting)
+
+
+def _warning(start: datetime, allowance: Allowance, merged: list[Pause], due: datetime | None,
+             calendar: WorkingDayCalendar, warning_share: float, counting: Counting) -> datetime | None:
+    if not 0 < warning_share < 1:
+        raise ValueError(f"warning_share must be between 0 and 1 (exclusive), got {warning_share}")
     if due is None:
         return None
     if allowance.unit == "calendar_days":
