@@ -70,6 +70,14 @@ def _exchange_binding(exchange: str) -> dict[str, Any]:
     }
 
 
+def _operation_binding(mandatory: bool | None = None) -> dict[str, Any]:
+    """AMQP bindings 0.3.0 put a message's publish properties (delivery_mode, mandatory) on the operation."""
+    amqp: dict[str, Any] = {"deliveryMode": 2}  # persistent, every message of the contract
+    if mandatory is not None:
+        amqp["mandatory"] = mandatory
+    return {"amqp": {**amqp, "bindingVersion": _AMQP_BINDING_VERSION}}
+
+
 def _event_address(event_type: str) -> tuple[str, dict[str, Any]]:
     if event_type.startswith("school."):
         return f"school.{{urn}}.{event_type.removeprefix('school.')}", {"urn": _URN}
@@ -99,7 +107,6 @@ def asyncapi() -> dict[str, Any]:
             "summary": _summary(model),
             "contentType": "application/json",
             "payload": refs[(model, mode)],  # type: ignore[index]
-            "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": _AMQP_BINDING_VERSION}},
         }
         if name == "notification":
             address, parameters, exchange, action = "notification.{source}", {
@@ -123,6 +130,8 @@ def asyncapi() -> dict[str, Any]:
             "action": action,
             "channel": {"$ref": f"#/channels/{name}"},
             "messages": [{"$ref": f"#/channels/{name}/messages/{name}"}],
+            # An event that no subscriber has bound is delivered to nobody: not mandatory.
+            "bindings": _operation_binding(mandatory=False) if action == "send" else _operation_binding(),
         }
     inbound = [name for name, _, _ in messages if not name.startswith("event.")]
     channels["dead-letter"] = {
@@ -142,8 +151,11 @@ def asyncapi() -> dict[str, Any]:
     }
     operations["send.dead-letter"] = {
         "action": "send",
+        "description": "The engine publishes its own copies with user_id set to its broker user; "
+        "x-earlyhelp-* headers are believed only on such copies.",
         "channel": {"$ref": "#/channels/dead-letter"},
         "messages": [{"$ref": f"#/channels/dead-letter/messages/{name}"} for name in inbound],
+        "bindings": _operation_binding(mandatory=True),
     }
     return {
         "asyncapi": "3.0.0",
