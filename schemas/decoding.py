@@ -10,10 +10,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import MessageRefused, error_paths_of, field_path, render, safe_error_items
+from .errors import FieldErrors, MessageRefused, error_paths_of, field_path, render
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+# Arrays and objects in one body. No valid message has more than a few dozen (the models are closed and
+# their lists short), while building hundreds of thousands of them costs json.loads and pydantic about a
+# second per MiB: a body with more is refused before either parses it.
+MAX_CONTAINERS = 1000
+# Object keys in one body, for the same reason: 80,000 unknown keys would each become a pydantic error
+# (a dict of its own, ~0.2 s for all), where the widest valid message has a few dozen keys.
+MAX_KEYS = 2000
 KNOWN_SCHEMA_VERSIONS = (1,)
 # I-JSON (RFC 7493): integers a double can hold exactly, so every consumer reads the same number.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -56,8 +63,14 @@ def check_encoding(content_encoding: str | None) -> None:
 
 def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
     """True when arrays/objects nest deeper than `limit`: a linear scan that ignores strings, in bounded memory."""
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False  # the common case: too few brackets to be too deep at all
+    return _structure(body, limit)[0]
+
+
+def _structure(body: bytes, limit: int = MAX_DEPTH) -> tuple[bool, int]:
+    """(nests deeper than `limit`, how many arrays and objects), brackets inside strings ignored."""
+    opened = body.count(b"[") + body.count(b"{")
+    if opened <= limit:
+        return False, opened  # the common case: too few brackets to be too deep at all
     # Escaped backslashes out first, then escaped quotes: every quote left opens or closes a string.
     # Then only brackets and quotes are kept; all of this at C speed, each step no larger than the body.
     reduced = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
@@ -65,15 +78,17 @@ def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
     # bracket outside strings where it is, and leaves few tokens for the loop below (most strings hold
     # no bracket at all).
     reduced = reduced.replace(b'""', b"")
-    depth = 0
+    depth, containers = 0, 0
     for token in _TOKEN.finditer(reduced):
         run = token.group()
         if run[0] == 0x22:  # a string: the brackets inside it do not nest
             continue
         if any(level > limit for level in accumulate(map(_STEP.__getitem__, run), initial=depth)):
-            return True  # stops at the first level past the limit
-        depth += run.count(b"[") + run.count(b"{") - run.count(b"]") - run.count(b"}")
-    return False
+            return True, containers + run.count(b"[") + run.count(b"{")  # stops at the first level past the limit
+        opens = run.count(b"[") + run.count(b"{")
+        containers += opens
+        depth += opens - run.count(b"]") - run.count(b"}")
+    return False, containers
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -163,11 +178,18 @@ def decode_message(
             [f"body: invalid UTF-8 at byte {exc.start}"],
             code="not_utf8",
         ) from None
-    if too_deep(body):
+    deep, containers = _structure(body)
+    if deep:
         raise MessageRefused(
             f"The {what} nests arrays or objects more than {MAX_DEPTH} deep; send a flat JSON object.",
             [f"body: nesting deeper than {MAX_DEPTH}"],
             code="too_deep",
+        )
+    if containers > MAX_CONTAINERS:
+        raise MessageRefused(
+            f"The {what} holds more than {MAX_CONTAINERS} arrays and objects; send only the {what}'s fields.",
+            [f"body: {containers} arrays and objects, over the limit of {MAX_CONTAINERS}"],
+            code="too_many_values",
         )
     try:
         document = json.loads(
@@ -203,6 +225,13 @@ def decode_message(
                 ids=ids,
                 code="invalid_text",
             )
+    if _more_keys_than(document, MAX_KEYS):
+        raise MessageRefused(
+            f"The {what} has more than {MAX_KEYS} fields in all; send only the {what}'s own fields.",
+            [f"body: more than {MAX_KEYS} object keys"],
+            ids=ids,
+            code="too_many_values",
+        )
     if not isinstance(document, dict):
         raise MessageRefused(
             f"The {what} must be a JSON object; send an object with schema_version and the {what}'s fields.",
@@ -210,6 +239,22 @@ def decode_message(
             code="not_an_object",
         )
     return document, ids
+
+
+def _more_keys_than(document: Any, limit: int) -> bool:
+    """True when the objects in `document` hold more than `limit` keys together; stops once past it.
+    Linear, and short: the body has at most MAX_CONTAINERS objects and arrays by now."""
+    total, stack = 0, [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            total += len(value)
+            if total > limit:
+                return True
+            stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend(v for v in value if isinstance(v, (dict, list)))
+    return False
 
 
 def _json_type(value: Any) -> str:
@@ -266,18 +311,32 @@ def validate_body(
     try:
         return model.model_validate_json(body, strict=True, context=context)
     except ValidationError as exc:
-        items = safe_error_items(exc)
-        raise refused_for_fields(what, items, ids) from None
+        found = FieldErrors(exc)
+        raise refused_for_fields(what, found.items, ids, total=found.total, distinct=found.distinct_paths) from None
 
 
-def refused_for_fields(what: str, items: list[tuple[str, str]], ids: dict[str, str]) -> MessageRefused:
+# A reason names this many paths and counts the rest, so it stays one readable sentence.
+_PATHS_IN_REASON = 10
+_PATH_IN_REASON_CHARS = 100
+
+
+def refused_for_fields(what: str, items: list[tuple[str, str]], ids: dict[str, str], *,
+                       total: int | None = None, distinct: int | None = None) -> MessageRefused:
+    """The refusal for field errors. `items` may be only the first few of `total` errors, over
+    `distinct` paths (FieldErrors): the reason and errors stay within the contract's bounds either way."""
     paths = error_paths_of(items)
-    count = len(paths)
+    count = max(distinct or 0, len(paths))
+    shown = [p if len(p) <= _PATH_IN_REASON_CHARS else p[:_PATH_IN_REASON_CHARS - 1] + "…"
+             for p in paths[:_PATHS_IN_REASON]]
+    listed = ", ".join(shown) + (f" and {count - len(shown)} more" if count > len(shown) else "")
     noun = "field is" if count == 1 else "fields are"
+    lines = render(items)
+    if total is not None and total > len(items):
+        lines.append(f"and {total - len(items)} more")
     return MessageRefused(
         f"The {what} was refused because {count} {noun} missing or invalid "
-        f"({', '.join(paths)}); correct {'it' if count == 1 else 'them'} and send it again.",
-        render(items),
+        f"({listed}); correct {'it' if count == 1 else 'them'} and send it again.",
+        lines,
         ids=ids,
         code="invalid_fields",
     )

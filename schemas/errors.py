@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 # A loc segment is a field name the sender chose; long or unprintable ones are cut so a
@@ -10,6 +12,13 @@ _MAX_LOC_PART = 64
 # Inputs shorter than this are not searched for in messages: "1" or "a" would match
 # harmless text such as "at least 1 character".
 _MIN_ECHO_LEN = 4
+# The contract's bounds on a refusal (CONTRACT.md, "Refusals and the dead-letter queue"): a sender can
+# make a body fail in 80,000 places, and the rejection event must still be small enough to publish.
+MAX_REASON_CHARS = 2000
+MAX_ERRORS = 20
+# One error line is "path: message"; paths are already cut per segment, but there may be 32 segments.
+_MAX_ERROR_LINE = 300
+_AND_MORE = re.compile(r"and (\d+) more")
 
 
 class MessageRefused(Exception):
@@ -30,9 +39,10 @@ class MessageRefused(Exception):
         original_size: int | None = None,
         code: str = "refused",
     ) -> None:
+        reason = cap_reason(reason)
         super().__init__(reason)
         self.reason = reason
-        self.errors: list[str] = list(errors) if errors else []
+        self.errors: list[str] = cap_errors(errors or [])
         self.ids: dict[str, str] = dict(ids) if ids else {}
         self.original_size = original_size
         self.code = code
@@ -79,6 +89,50 @@ def _message(error: dict) -> str:
     return msg
 
 
+def cap_reason(reason: str, limit: int = MAX_REASON_CHARS) -> str:
+    """At most `limit` characters, cut with an ellipsis: the contract's bound on `reason`."""
+    return reason if len(reason) <= limit else reason[:limit - 1] + "…"
+
+
+def cap_errors(errors, limit: int = MAX_ERRORS) -> list[str]:
+    """At most `limit` entries, then one "and N more"; each entry cut to a readable line.
+
+    A list already capped (`limit` entries and its own "and N more", as FieldErrors makes) is kept:
+    its count covers errors that were never rendered.
+    """
+    errors = list(errors)
+    if len(errors) == limit + 1 and _AND_MORE.fullmatch(errors[-1]):
+        errors, more = errors[:limit], int(_AND_MORE.fullmatch(errors[-1]).group(1))
+    else:
+        errors, more = errors[:limit], max(len(errors) - limit, 0)
+    lines = [e if len(e) <= _MAX_ERROR_LINE else e[:_MAX_ERROR_LINE - 1] + "…" for e in errors]
+    return lines + [f"and {more} more"] if more else lines
+
+
+class FieldErrors:
+    """A ValidationError reduced to what a refusal needs, in time linear in the number of errors.
+
+    Only the first MAX_ERRORS errors are rendered (and checked for echoed input); the rest are
+    counted, and their distinct locations counted with a set, so 80,000 unknown keys cost a pass
+    over pydantic's list and no more.
+    """
+
+    def __init__(self, exc: ValidationError, prefix: str = "", limit: int = MAX_ERRORS) -> None:
+        # include_input=True only so _message can check it is not echoed; it is not kept.
+        errors = exc.errors(include_url=False, include_context=False, include_input=True)
+        self.total = len(errors)
+        self.items = [(field_path(e["loc"], prefix), _message(e)) for e in errors[:limit]]
+        # loc tuples hash in C; the paths of the rest are never rendered.
+        self.distinct_paths = len({e["loc"] for e in errors})
+        self.first_paths = error_paths_of(self.items)
+
+    def lines(self) -> list[str]:
+        lines = render(self.items)
+        if self.total > len(self.items):
+            lines.append(f"and {self.total - len(self.items)} more")
+        return lines
+
+
 def safe_error_items(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
     """(path, message) for each problem, never the input value; path is "" for the whole message."""
     items = []
@@ -99,10 +153,9 @@ def safe_errors(exc: ValidationError, prefix: str = "") -> list[str]:
 
 
 def error_paths_of(items: list[tuple[str, str]]) -> list[str]:
-    """The distinct field paths of some errors, in order, for a reason sentence."""
-    seen: list[str] = []
-    for path, _ in items:
-        path = path or "(whole message)"
-        if path not in seen:
-            seen.append(path)
-    return seen
+    """The distinct field paths of some errors, in order, for a reason sentence.
+
+    A dict keeps first-seen order with O(1) membership: the list search it replaces made 80,000
+    unknown keys take 40 seconds.
+    """
+    return list(dict.fromkeys(path or "(whole message)" for path, _ in items))
