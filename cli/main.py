@@ -7,6 +7,7 @@ import click
 
 from earlyhelp.config import load_settings
 from earlyhelp.logs import configure_logging
+from earlyhelp.secrets import mask_secrets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +20,8 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
     try:
         ctx.obj = load_settings()
     except Exception as error:  # pydantic-settings names the bad variable
-        raise click.ClickException(f"configuration error: {error}") from error
+        # Settings hide their input in errors; masking again covers what a parser might still quote.
+        raise click.ClickException(f"configuration error: {mask_secrets(error)}") from None
 
 
 @cli.command()

@@ -248,8 +248,7 @@ class EngineRuntime:
 
 
 def url_without_password(url: str) -> str:
-    """The broker URL without its credentials, for logs and messages."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    """The broker URL (or kombu's `;`-joined failover list) with every password masked, for logs and messages."""
+    from earlyhelp.secrets import mask_secrets  # the one masking function (earlyhelp/secrets.py)
+
+    return mask_secrets(url)

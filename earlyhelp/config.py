@@ -6,18 +6,23 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from earlyhelp.secrets import SecretUrl
+
 DEFAULT_BROKER_URL = "amqp://guest:guest@localhost:5672//"
 
 
 class Settings(BaseSettings):
     """Every setting is optional; the defaults run a single engine on this machine."""
 
-    model_config = SettingsConfigDict(env_prefix="EARLYHELP_", extra="ignore")
+    # hide_input_in_errors: a bad value's error must not quote it (a URL carries its password).
+    model_config = SettingsConfigDict(env_prefix="EARLYHELP_", extra="ignore", hide_input_in_errors=True)
 
-    broker_url: str = DEFAULT_BROKER_URL
+    # Held as SecretUrl (a str, masked in repr): usable as plain strings, never printed with a password.
+    broker_url: str = Field(default=DEFAULT_BROKER_URL, validate_default=True)
     # An SQLite file in the working folder is the embedded default; PostgreSQL
     # (postgresql+psycopg://...) is production and the only choice for several workers.
-    database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'earlyhelp.sqlite'}")
+    database_url: str = Field(default_factory=lambda: f"sqlite:///{Path.cwd() / 'earlyhelp.sqlite'}",
+                              validate_default=True)
     sla_scan_interval: float = Field(default=30.0, gt=0)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     # Local configuration with Kent's values as the shipped default (DOMAIN.md).
@@ -26,6 +31,9 @@ class Settings(BaseSettings):
     # How many deliveries the engine holds and handles in one database transaction.
     prefetch: int = Field(default=200, ge=1, le=5000)
     batch_size: int = Field(default=100, ge=1, le=5000)
+    # The engine's broker user, for `earlyhelp dead-letters` run as an operator's own user: copies whose
+    # user_id is the engine's are believed (CONTRACT.md). Default: the user(s) in broker_url.
+    engine_user: str | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -35,7 +43,18 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             # psycopg 3 is the driver we ship; plain postgresql:// would ask SQLAlchemy for psycopg2.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
-        return value
+        return SecretUrl(value)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _secret_broker(cls, value: str) -> str:
+        return SecretUrl(value)
+
+    def __repr_args__(self):
+        # Masks every text setting, not only the two URLs: model_copy(update=...) skips the validators
+        # above, and another setting (a management URL, say) may carry a password too.
+        for name, value in super().__repr_args__():
+            yield name, (SecretUrl(value) if isinstance(value, str) else value)
 
     @property
     def is_memory_broker(self) -> bool:

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
 from earlyhelp.consumers.batch import is_database_unavailable
-from earlyhelp.logs import get_logger
+from earlyhelp.logs import describe_error, get_logger
 from earlyhelp.persistence.case_store import pending_outbox
 from earlyhelp.persistence.tables import outbox
 
@@ -133,7 +133,7 @@ class OutboxRelay:
             except Exception as error:  # noqa: BLE001 - broker or database away: wait, reconnect, go on
                 if is_database_unavailable(error):
                     self.on_database_state(False)
-                log.warning("outbox relay waiting", error=type(error).__name__, detail=str(error)[:200],
+                log.warning("outbox relay waiting", error=type(error).__name__, detail=describe_error(error)[:200],
                             retry_in_s=backoff)
                 self._reset()
                 stop.wait(backoff)
