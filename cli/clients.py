@@ -47,7 +47,10 @@ def read_documents(stream) -> list[tuple[int, bytes]]:
 @click.argument("source", type=click.File("rb"))
 @click.pass_obj
 def submit(settings, source) -> None:
-    """Validate notifications (one JSON object or JSON Lines; '-' reads stdin) and publish them with confirms."""
+    """Validate notifications (one JSON object or JSON Lines; '-' reads stdin) and publish them with confirms.
+
+    Each is sent with `user_id` set to the broker URL's user, which the engine's senders file judges.
+    """
     documents = read_documents(source)
     if not documents:
         raise click.ClickException("no notification found in the input")
@@ -103,7 +106,8 @@ def command(settings, name, case_id, fields, actor, command_id, issued_at) -> No
     """Send a staff command: earlyhelp command triage CASE_ID service=early_help_unit district=Maidstone.
 
     Lists (request_information's `missing`) are comma-separated; provide_information takes each
-    key=value as a field path and its value.
+    key=value as a field path and its value. Sent with `user_id` set to the broker URL's user: the
+    sender the engine holds to its senders file; --actor is only the claim of who acted.
     """
     actor_id, _, role = actor.partition(":")
     body = {"schema_version": 1, "command_id": command_id or str(uuid.uuid4()), "case_id": case_id,
@@ -169,7 +173,10 @@ def watch(settings, bindings, show_personal, count, timeout) -> None:
             shown = event if show_personal else hide_personal(event)
         except ValueError:
             shown = {"unreadable_body_bytes": len(body)}
-        click.echo(f"{method.routing_key} {json.dumps(shown, sort_keys=True)}")
+        # json.dumps escapes control characters; the routing key is printed as text, so escape it too.
+        from earlyhelp.printing import escape
+
+        click.echo(f"{escape(method.routing_key)} {json.dumps(shown, sort_keys=True)}")
         seen += 1
         if count and seen >= count:
             break

@@ -7,7 +7,9 @@ event type: the same transition can never be published under two ids.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from earlyhelp.schemas import EVENTS_EXCHANGE, event_routing_key, serialize_event
 from earlyhelp.workflows.case_flow import Case, Change
@@ -17,9 +19,26 @@ EVENT_NAMESPACE = uuid.UUID("8f7d3c52-6a1e-4c1b-9a0e-3f6b2d9e4a10")
 CASE_NAMESPACE = uuid.UUID("2b9c1f4e-7d3a-4e8b-8c5f-1a6d0e7b9c23")
 
 
-def case_id_for(notification_id: str) -> str:
-    """A case's id follows from its notification's id, so two workers racing on one notification collide."""
-    return str(uuid.uuid5(CASE_NAMESPACE, notification_id))
+# A change recorded later than this after it happened carries data.recorded_late_hours.
+RECORDED_LATE_AFTER = timedelta(hours=24)
+
+
+def case_id_for(source: str, notification_id: str) -> str:
+    """A case's id follows from its notification's source and id (ids are unique per source), so two
+    workers racing on one notification collide. Cases opened before ids were per source keep the id
+    they were given (uuid5 of the notification id alone): a case id is never recomputed."""
+    return str(uuid.uuid5(CASE_NAMESPACE, f"{source}/{notification_id}"))
+
+
+def notification_key(source: str, notification_id: str) -> str:
+    """The processed-id key of a notification: its id in its source's namespace."""
+    return f"notification:{source}:{notification_id}"
+
+
+def command_key(command_id: str, sender: str | None) -> str:
+    """The processed-id key of a command: its id in its sender's namespace (the broker-checked user_id;
+    escaped, so no user name can reach into another's), or the shared one of senders without user_id."""
+    return f"command:{quote(sender, safe='')}:{command_id}" if sender else f"command:{command_id}"
 
 
 def event_id_for(case_id: str, sequence: int, event_type: str) -> str:
@@ -68,6 +87,8 @@ def record_changes(store, case: Case, changes: list[Change], recorded_at: dateti
                    sender_user_id: str | None = None) -> None:
     """Stage the history rows (transitions only) and the events of `changes` in `store`."""
     for change in changes:
+        if change.is_transition:
+            change = marked_if_late(change, recorded_at)
         event = case_event(case, change, recorded_at)
         key = event_routing_key(change.event_type, district=case.district, school_urn=case.school_urn)
         store.add_outbox(outbox_row(event, key, recorded_at))
@@ -81,6 +102,14 @@ def record_changes(store, case: Case, changes: list[Change], recorded_at: dateti
             "actor_role": actor.get("role"), "caused_by": change.caused_by, "sender_user_id": sender_user_id,
             "data": history_data(change),
         })
+
+
+def marked_if_late(change: Change, recorded_at: datetime) -> Change:
+    """The change with data.recorded_late_hours when it is recorded more than 24 hours after it happened."""
+    late = recorded_at - change.occurred_at
+    if late <= RECORDED_LATE_AFTER:
+        return change
+    return replace(change, data={**change.data, "recorded_late_hours": round(late.total_seconds() / 3600, 2)})
 
 
 def history_data(change: Change) -> dict:

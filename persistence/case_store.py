@@ -24,9 +24,10 @@ class ConcurrencyConflict(Exception):
 
 
 _CASE_FIELDS = ("case_id", "notification_id", "state", "return_state", "version", "kind", "source", "priority",
-                "district", "service", "team", "worker_id", "school_urn", "share_with_school", "received_at")
+                "district", "service", "team", "worker_id", "school_urn", "share_with_school", "received_at",
+                "requested_paths", "school_informed_urn", "last_occurred_at")
 _MUTABLE_FIELDS = ("state", "return_state", "version", "priority", "district", "service", "team", "worker_id",
-                   "school_urn", "share_with_school")
+                   "school_urn", "share_with_school", "requested_paths", "school_informed_urn", "last_occurred_at")
 # Built once: an UPDATE made per call would be rebuilt and re-keyed for the statement cache each time.
 _UPDATE_CASE = (update(cases)
                 .where(and_(cases.c.case_id == bindparam("b_case_id"), cases.c.version == bindparam("b_version_read")))

@@ -49,7 +49,7 @@ class UtcDateTime(TypeDecorator):
 cases = Table(
     "cases", metadata,
     Column("case_id", String(64), primary_key=True),
-    Column("notification_id", String(200), nullable=False, unique=True),
+    Column("notification_id", String(200), nullable=False),
     Column("state", String(32), nullable=False),
     Column("return_state", String(32)),
     # Optimistic concurrency: every change is UPDATE ... WHERE version = <the version read>.
@@ -70,7 +70,15 @@ cases = Table(
     Column("placed_by_other_authority", Boolean),
     Column("opened_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The field paths the open request for information named (a JSON list); null when none is open.
+    Column("requested_paths", Json),
+    # The school sent school.<urn>.allocated for this case: the only one told of its step-down or close.
+    Column("school_informed_urn", String(6)),
+    # When the latest change happened: a command issued before it is refused (time_out_of_order).
+    Column("last_occurred_at", UtcDateTime),
     Index("ix_cases_state_district", "state", "district"),
+    # Ids are unique per source (two sources may both send "oakwood-0001").
+    UniqueConstraint("source", "notification_id", name="uq_cases_source_notification_id"),
 )
 
 case_details = Table(
@@ -125,8 +133,9 @@ outbox = Table(
 
 processed_messages = Table(
     "processed_messages", metadata,
-    # "notification:<notification_id>" or "command:<command_id>"
-    Column("message_key", String(220), primary_key=True),
+    # "notification:<source>:<notification_id>", "command:<sender user_id>:<command_id>" or, from a sender
+    # without user_id, "command:<command_id>" (consumers/recording.py, message_key)
+    Column("message_key", String(1000), primary_key=True),
     Column("content_hash", String(64), nullable=False),
     Column("case_id", String(64)),
     Column("processed_at", UtcDateTime, nullable=False),

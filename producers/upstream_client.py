@@ -15,6 +15,7 @@ import pika
 from pika.exceptions import ConnectionBlockedTimeout, NackError, UnroutableError
 
 CONFIRMED, NACKED, UNROUTABLE, BLOCKED = "confirmed", "nacked", "unroutable", "blocked"
+CONNECTION_USER = object()  # publish's default user_id: the broker user of the connection
 BLOCKED_TIMEOUT_S = 30.0
 
 EXPLANATIONS = {
@@ -44,14 +45,20 @@ class UpstreamClient:
         params = pika.URLParameters(_pika_url(broker_url))
         params.connection_attempts, params.retry_delay, params.socket_timeout = 3, 1, 5
         params.blocked_connection_timeout = blocked_timeout or BLOCKED_TIMEOUT_S  # pika then closes the connection and raises
+        # The broker user this client connects as: every message carries it as `user_id`, which RabbitMQ
+        # checks against the connection, so the engine knows the sender for certain (CONTRACT.md, "Senders").
+        # (None with certificate authentication, where the broker names the user from the certificate.)
+        self.user_id: str | None = getattr(params.credentials, "username", None)
         self.connection = pika.BlockingConnection(params)
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
 
     def publish(self, exchange: str, routing_key: str, body: bytes, message_id: str | None = None,
-                headers: dict | None = None) -> Sent:
+                headers: dict | None = None, user_id: str | None | object = CONNECTION_USER) -> Sent:
+        """Publish with confirms; `user_id` is the connection's user unless given (None sends none)."""
+        sender = self.user_id if user_id is CONNECTION_USER else user_id
         properties = pika.BasicProperties(content_type="application/json", delivery_mode=2,
-                                          message_id=message_id, headers=headers)
+                                          message_id=message_id, headers=headers, user_id=sender)
         try:
             self.channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
         except UnroutableError:

@@ -11,6 +11,7 @@ from .commands import (
     CheckCommand,
     CloseCommand,
     Command,
+    RecordConsentCommand,
     ProvideInformationCommand,
     RequestInformationCommand,
     StepDownCommand,
@@ -40,5 +41,5 @@ __all__ = [
     "MAX_DEPTH", "KNOWN_SCHEMA_VERSIONS", "KINDS", "SOURCES", "SOCIAL_CARE_STATUSES", "SERVICES",
     "CLOSE_REASONS", "CASE_STATES", "SLA_STAGES", "Command", "Actor", "CheckCommand",
     "RequestInformationCommand", "ProvideInformationCommand", "TriageCommand", "AllocateCommand",
-    "AssessCommand", "StepDownCommand", "CloseCommand",
+    "AssessCommand", "StepDownCommand", "CloseCommand", "RecordConsentCommand",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -37,8 +38,35 @@ class OutboundModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def text(max_length: int) -> Any:
-    """A required string: surrounding whitespace stripped, then 1..max_length characters."""
+# C0 controls, DEL and C1 controls: a newline in an actor id printed a fake line into a timeline, an
+# escape sequence in a team name reached an operator's terminal (issue 11). Free text keeps its lines.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LAYOUT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _refuse_controls(pattern: re.Pattern, allowed: str):
+    def check(value: str, info: ValidationInfo) -> str:
+        if pattern.search(value) is not None and not _is_stored(info):
+            raise PydanticCustomError("control_character", "Must not contain control characters" + allowed)
+        return value
+
+    return check
+
+
+_single_line = AfterValidator(_refuse_controls(_CONTROL, ""))
+_multi_line = AfterValidator(_refuse_controls(_CONTROL_BUT_LAYOUT, " (only newlines and tabs)"))
+
+
+def text(max_length: int, *, multiline: bool = False) -> Any:
+    """A required string: surrounding whitespace stripped, then 1..max_length characters, no control
+    characters (a multi-line text may keep newlines, carriage returns and tabs)."""
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
+                     _multi_line if multiline else _single_line]
+
+
+def unchecked_text(max_length: int) -> Any:
+    """Text the engine copies into what it publishes from what a sender set outside the body (a message_id,
+    a refusal's reason): published as given, since refusing it would lose the rejection event itself."""
     return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
 
 
@@ -61,7 +89,7 @@ def optional(inner: Any) -> Any:
 Id = text(200)
 Name = text(200)
 ShortText = text(100)
-FreeText = text(10_000)
+FreeText = text(10_000, multiline=True)
 
 
 def now_from(info: ValidationInfo | None) -> datetime:

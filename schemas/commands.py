@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 from .base import FreeText, Id, InboundModel, Name, PastDatetime, ShortText, optional, text
 from .decoding import decode_message, validate_body
 from .errors import MessageRefused
-from .fields import KNOWN_FIELD_PATHS, ProvidedFieldsDict
+from .fields import KNOWN_FIELD_PATHS, ProvidedFieldsDict, refuse_consent_paths
 from .routing import DEFAULT_DISTRICTS, district_slug
 
 Service = Literal["early_help_unit", "open_access", "commissioned", "social_care", "advice_only"]
@@ -57,6 +57,13 @@ class RequestInformationCommand(Command):
 
     name: ClassVar[str] = "request_information"
     missing: list[FieldPath] = Field(min_length=1, max_length=len(KNOWN_FIELD_PATHS))
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _no_consent(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            refuse_consent_paths(value)
+        return value
 
 
 class ProvideInformationCommand(Command):
@@ -120,6 +127,18 @@ class CloseCommand(Command):
     reason: CloseReason
 
 
+class RecordConsentCommand(Command):
+    """record_consent (from any state but closed): what the family now agrees to; the state is unchanged.
+
+    From a withdrawal of `share_with_school` on, the child's school is told nothing more about the case.
+    `family_consent` left out keeps what was recorded before.
+    """
+
+    name: ClassVar[str] = "record_consent"
+    share_with_school: bool
+    family_consent: bool | None = None
+
+
 COMMAND_MODELS: dict[str, type[Command]] = {
     model.name: model
     for model in (
@@ -131,6 +150,7 @@ COMMAND_MODELS: dict[str, type[Command]] = {
         AssessCommand,
         StepDownCommand,
         CloseCommand,
+        RecordConsentCommand,
     )
 }
 

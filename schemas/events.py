@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal, get_args
 
-from pydantic import Field, ValidationError, create_model, model_validator
+from pydantic import Field, ValidationError, create_model, model_serializer, model_validator
 
-from .base import Id, Name, OutboundModel, ShortText, UtcDatetime, text
+from .base import OutboundModel, UtcDatetime
+from .base import unchecked_text as text
 from .commands import CloseReason, Service
 from .errors import InvalidEvent, safe_errors
-from .notification import Email, Kind, Phone, Postcode, Source
+from .notification import Kind, Source
 
 CaseState = Literal[
     "received", "checked", "awaiting_information", "triaged", "allocated", "assessed", "stepped_down", "closed"
@@ -23,7 +24,14 @@ CASE_STATES: tuple[str, ...] = get_args(CaseState)
 SLA_STAGES: tuple[str, ...] = get_args(Stage)
 
 # Outbound identifiers are copied from validated input; checking their check digits again would only
-# let a later rule change break publishing of stored events.
+# let a later rule change break publishing of stored events. For the same reason outbound text is not
+# checked for control characters (inbound text is): a case stored before that rule must still publish.
+Id = text(200)
+Name = text(200)
+ShortText = text(100)
+Email = text(254)
+Phone = text(40)
+Postcode = text(16)
 Code = text(32)
 Path = text(200)
 
@@ -66,20 +74,27 @@ class CaseEnvelope(Envelope):
 # ---- data of case events -------------------------------------------------------------------------
 
 
-class ReceivedData(OutboundModel):
+class ChangeData(OutboundModel):
+    """Base of every case event's data. `recorded_late_hours`: set when the change was recorded more than
+    24 hours after it happened (occurred_at); the report counts these."""
+
+    recorded_late_hours: float | None = Field(default=None, ge=0)
+
+
+class ReceivedData(ChangeData):
     needs_review: list[text(500)]
 
 
-class CheckedData(OutboundModel):
+class CheckedData(ChangeData):
     by: By
 
 
-class InformationRequestedData(OutboundModel):
+class InformationRequestedData(ChangeData):
     missing: list[Path]
     by: By
 
 
-class InformationProvidedData(OutboundModel):
+class InformationProvidedData(ChangeData):
     """Only the paths: the values are personal data."""
 
     fields: list[Path]
@@ -88,7 +103,7 @@ class InformationProvidedData(OutboundModel):
     needs_review: list[str] | None = None
 
 
-class TriagedData(OutboundModel):
+class TriagedData(ChangeData):
     service: Service
     district: Name
     priority: bool
@@ -113,7 +128,7 @@ class Notifier(OutboundModel):
     contact_phone: Phone | None = None
 
 
-class AllocatedData(OutboundModel):
+class AllocatedData(ChangeData):
     """The one case event with personal data: the allocated team needs the child and the notifier's contact."""
 
     team: Name
@@ -122,17 +137,31 @@ class AllocatedData(OutboundModel):
     notifier: Notifier
 
 
-class AssessedData(OutboundModel):
+class AssessedData(ChangeData):
     outcome: ShortText
     has_plan: bool
 
 
-class SteppedDownData(OutboundModel):
+class SteppedDownData(ChangeData):
     to: text(64)
 
 
-class ClosedData(OutboundModel):
+class ClosedData(ChangeData):
     reason: CloseReason
+
+
+class ConsentChangedData(ChangeData):
+    """What the family now agrees to (record_consent); `family_consent` is null when the command left it as it was."""
+
+    share_with_school: bool
+    family_consent: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _keep_null_consent(self, handler):
+        # Events are serialised without None values; the contract shows family_consent as null here.
+        data = handler(self)
+        data.setdefault("family_consent", None)
+        return data
 
 
 class Amount(OutboundModel):
@@ -198,11 +227,25 @@ class SlaEnvelope(CaseEnvelope):
         return self
 
 
+# The rejection's `code`: one word for the kind of refusal (CONTRACT.md, "Version 1.1 additions").
+RejectionCode = Literal["invalid", "conflict", "unknown_sender", "not_permitted", "not_allowed_in_state",
+                        "time_out_of_order"]
+REJECTION_CODES: tuple[str, ...] = get_args(RejectionCode)
+
+
+def public_code(code: str) -> str:
+    """The contract's word for a refusal's fine-grained code (MessageRefused.code, kept for metrics):
+    every kind of bad input (shape, field, version, exchange, unknown case...) is `invalid`."""
+    return code if code in REJECTION_CODES else "invalid"
+
+
 class RejectionEnvelope(Envelope):
     """A message was refused: `reason` is one sentence a person can act on, `errors` one line per problem
-    (never the message's personal data), plus whichever ids could be read from the message."""
+    (never the message's personal data), plus whichever ids could be read from the message, and `code`,
+    one word for the kind of refusal."""
 
     reason: text(2000)
+    code: RejectionCode | None = None
     errors: list[str]
     notification_id: Id | None = None
     command_id: Id | None = None
@@ -222,6 +265,7 @@ _CASE_EVENTS = {
     "case.assessed": (AssessedData, "The assessment is done."),
     "case.stepped_down": (SteppedDownData, "Intensive support ended; the family moves to the named service."),
     "case.closed": (ClosedData, "The case was closed, with a reason."),
+    "case.consent_changed": (ConsentChangedData, "The family's consent was recorded again (record_consent); the state is unchanged."),
 }
 _SCHOOL_EVENTS = {
     "school.allocated": (SchoolAllocatedData, "The child's school is told the case was allocated (only with consent to share)."),

@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, PlainSerializer, ValidationError, create_model, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from .base import FreeText, InboundModel, Name, PastDate, canonical_json
@@ -37,10 +38,19 @@ PROVIDABLE_FIELDS: dict[str, Any] = {
     "child.nhs_number": NhsNumber,
     "child.upn": Upn,
     "child.placing_authority": Name,
-    "consent.family_consents": bool,
-    "consent.share_with_school": bool,
 }
 KNOWN_FIELD_PATHS: frozenset[str] = frozenset(PROVIDABLE_FIELDS)
+# Consent is not a detail to ask for or provide: it changes only through record_consent, the one
+# command a sender's entry can be allowed or refused (CONTRACT.md, "Senders and what each may do").
+CONSENT_PREFIX = "consent."
+CONSENT_PATHS = ("consent.family_consents", "consent.share_with_school")
+CONSENT_ONLY_BY_RECORD_CONSENT = "Consent changes only through the record_consent command"
+
+
+def refuse_consent_paths(paths) -> None:
+    """Raise a validation error naming record_consent when any of `paths` is a consent path."""
+    if any(isinstance(path, str) and path.startswith(CONSENT_PREFIX) for path in paths):
+        raise PydanticCustomError("consent_path", CONSENT_ONLY_BY_RECORD_CONSENT)
 
 
 def _drop_default(schema: dict[str, Any]) -> None:
@@ -55,6 +65,9 @@ class _ProvidedFieldsBase(InboundModel):
     def _not_empty(self) -> "_ProvidedFieldsBase":
         if not self.model_fields_set:
             raise PydanticCustomError("fields_empty", "Give at least one field")
+        # An after-validator: a before one would validate the values in Python mode, where strict
+        # validation refuses a JSON date string.
+        refuse_consent_paths(name.replace("__", ".") for name in self.model_fields_set)
         return self
 
 
@@ -68,6 +81,8 @@ ProvidedFields = create_model(
         path.replace(".", "__"): (kind, Field(default=None, alias=path, json_schema_extra=_drop_default))
         for path, kind in sorted(PROVIDABLE_FIELDS.items())
     },
+    # Accepted by the model only to be refused by name, with the command to use instead; not in the schema.
+    **{path.replace(".", "__"): (SkipJsonSchema[Any], Field(default=None, alias=path)) for path in CONSENT_PATHS},
 )
 
 

@@ -78,6 +78,7 @@ DEFAULT_COMMAND_FIELDS: dict[str, dict[str, Any]] = {
     "assess": {"outcome": "family_plan_agreed", "plan_summary": "Weekly sessions with the family."},
     "step_down": {"to": "open_access"},
     "close": {"reason": "needs_met"},
+    "record_consent": {"share_with_school": False},
 }
 
 _numbers = itertools.count(1)

@@ -13,6 +13,7 @@ from .case_machine import (
     ALLOCATED, AWAITING_INFORMATION, CLOSED, RECEIVED, STEPPED_DOWN, CaseMachine, CaseState,
 )
 from .checks import check_notification
+from .senders import OPEN, SendersPolicy
 
 
 @dataclass
@@ -32,6 +33,12 @@ class Case(CaseState):
     school_urn: str | None = None
     share_with_school: bool = False
     received_at: datetime | None = None
+    # The field paths the open request for information named: all that provide_information may set.
+    requested_paths: list[str] | None = None
+    # The school that was sent school.<urn>.allocated: only it hears of the step-down or close.
+    school_informed_urn: str | None = None
+    # When the case's latest change happened (occurred_at): a command issued before it is out of order.
+    last_occurred_at: datetime | None = None
     # The case's SLA clocks by stage (workflows.sla_tracking.StageClock), loaded with the case.
     clocks: dict = field(default_factory=dict)
 
@@ -51,6 +58,15 @@ class Change:
     is_transition: bool = True
 
 
+class CommandOutOfOrder(Exception):
+    """A command issued before the case's latest change happened: refused like a state that does not allow it."""
+
+    def __init__(self, issued_at: datetime, last_occurred_at: datetime) -> None:
+        self.issued_at, self.last_occurred_at = issued_at, last_occurred_at
+        super().__init__(f"issued at {issued_at.isoformat()}, before the case's latest change at "
+                         f"{last_occurred_at.isoformat()}")
+
+
 @dataclass
 class Outcome:
     changes: list[Change]
@@ -60,9 +76,10 @@ class Outcome:
 class CaseFlow:
     """Opens cases from notifications and applies commands to them, through one shared CaseMachine."""
 
-    def __init__(self, machine: CaseMachine | None = None, sla=None) -> None:
+    def __init__(self, machine: CaseMachine | None = None, sla=None, senders: SendersPolicy = OPEN) -> None:
         self.machine = machine or CaseMachine()
         self.sla = sla  # a workflows.sla_tracking.SlaTracker; None runs no clocks
+        self.senders = senders  # who may send what; the handlers ask it before the flow runs
 
     def _follow_clocks(self, case: Case, changes: list[Change]) -> list[Change]:
         if self.sla is not None:
@@ -93,13 +110,19 @@ class CaseFlow:
         if verdict.needs_review:
             return []  # a person decides: `check` to accept, or `close`
         if verdict.missing:
+            case.requested_paths = list(verdict.missing)
             return [self._transition(case, "request_information", "case.information_requested", at, cause,
                                      actor, {"missing": list(verdict.missing), "by": "engine"})]
         return [self._transition(case, "check", "case.checked", at, cause, actor, {"by": "engine"})]
 
     # -- commands -------------------------------------------------------------------------------
     def apply(self, case: Case, command, notification) -> Outcome:
-        """Apply a validated command; raises TransitionNotAllowed when the state does not allow it."""
+        """Apply a validated command; raises TransitionNotAllowed when the state does not allow it and
+        CommandOutOfOrder when it was issued before the case's latest change happened. Both before any fact
+        of the case changes."""
+        self.machine.require(case, command.name)
+        if case.last_occurred_at is not None and command.issued_at < case.last_occurred_at:
+            raise CommandOutOfOrder(command.issued_at, case.last_occurred_at)
         outcome = self._apply(case, command, notification)
         self._follow_clocks(case, outcome.changes)
         return outcome
@@ -112,25 +135,28 @@ class CaseFlow:
         if name == "check":
             return Outcome([move("case.checked", {"by": "staff"})], notification)
         if name == "request_information":
+            case.requested_paths = list(command.missing)
             return Outcome([move("case.information_requested", {"missing": list(command.missing), "by": "staff"})],
                            notification)
         if name == "provide_information":
             return self._provide_information(case, command, notification, move)
+        if name == "record_consent":
+            return self._record_consent(case, command, notification, move)
         if name == "triage":
-            self.machine.require(case, "triage")  # refuse before changing any fact
             case.service, case.district = _word(command.service), command.district
             if command.priority is not None:
                 case.priority = bool(command.priority)
             data = {"service": case.service, "district": case.district, "priority": case.priority}
             return Outcome([move("case.triaged", data)], notification)
         if name == "allocate":
-            self.machine.require(case, "allocate")
             case.team, case.worker_id = command.team, command.worker_id
             change = move("case.allocated", {"team": case.team, "worker_id": case.worker_id,
                                              "child": allocated_child(notification),
                                              "notifier": notifier_contact(notification)})
-            return Outcome([change, *self._tell_school(case, change, notification, {"team": case.team})],
-                           notification)
+            told = self._tell_school(case, change, notification, {"team": case.team})
+            if told:
+                case.school_informed_urn = case.school_urn
+            return Outcome([change, *told], notification)
         if name == "assess":
             data = {"outcome": command.outcome, "has_plan": bool(getattr(command, "plan_summary", None))}
             return Outcome([move("case.assessed", data)], notification)
@@ -140,16 +166,24 @@ class CaseFlow:
                            notification)
         if name == "close":
             reason = _word(command.reason)
+            case.requested_paths = None
             change = move("case.closed", {"reason": reason})
             return Outcome([change, *self._tell_school(case, change, notification, {"reason": reason})],
                            notification)
         raise ValueError(f"no flow for command {name!r}")
 
     def _provide_information(self, case: Case, command, notification, move) -> Outcome:
-        from earlyhelp.schemas import apply_provided_fields  # contract helper: pure, validated merge
+        from earlyhelp.schemas import MessageRefused, apply_provided_fields  # contract helpers: pure
 
-        self.machine.require(case, "provide_information")  # check first
+        unrequested = sorted(set(command.fields) - set(case.requested_paths or ()))
+        if unrequested:
+            raise MessageRefused(
+                f"provide_information may set only the paths the open request named "
+                f"({', '.join(case.requested_paths or ()) or 'none'}); {', '.join(unrequested)} "
+                "was not requested: send request_information for it first.",
+                [f"fields.{path}: not requested" for path in unrequested], code="unrequested_path")
         updated = apply_provided_fields(notification, dict(command.fields), now=command.issued_at)
+        case.requested_paths = None
         case.school_urn = school_of(updated)
         case.share_with_school = bool(updated.consent and updated.consent.share_with_school)
         provided = {"fields": sorted(command.fields)}
@@ -161,6 +195,22 @@ class CaseFlow:
             changes += self._run_checks(case, verdict, command.issued_at, command.command_id, _actor(command))
         return Outcome(changes, updated)
 
+    def _record_consent(self, case: Case, command, notification, move) -> Outcome:
+        """What the family now agrees to, on the case (it routes school events) and in its details."""
+        from earlyhelp.schemas import Notification
+        from earlyhelp.schemas.base import canonical_json
+
+        data = notification.model_dump(mode="json", exclude_none=True)
+        consent = data.setdefault("consent", {})
+        consent["share_with_school"] = command.share_with_school
+        if command.family_consent is not None:
+            consent["family_consents"] = command.family_consent
+        updated = Notification.model_validate_json(canonical_json(data), context={"stored": True})
+        case.share_with_school = command.share_with_school
+        change = move("case.consent_changed", {"share_with_school": command.share_with_school,
+                                               "family_consent": command.family_consent})
+        return Outcome([change], updated)
+
     # -- recording ------------------------------------------------------------------------------
     def _transition(self, case, trigger, event_type, at, cause, actor, data) -> Change:
         previous = case.state
@@ -170,12 +220,18 @@ class CaseFlow:
     @staticmethod
     def _record(case, event_type, previous, at, cause, actor, data) -> Change:
         case.version += 1
+        if case.last_occurred_at is None or at > case.last_occurred_at:
+            case.last_occurred_at = at
         return Change(event_type, case.version, case.state, previous, at, cause, actor, data)
 
     @staticmethod
     def _tell_school(case: Case, change: Change, notification, extra: dict) -> list[Change]:
-        """School events go only where the family agreed to share with the school and the school is known."""
+        """School events go only where the family agrees (now) to share with the school and the school is
+        known; a step-down or close only to the school that was told of the allocation, so a case closed
+        before allocation tells no school that someone else referred its pupil."""
         if not (case.share_with_school and case.school_urn):
+            return []
+        if change.event_type != "case.allocated" and case.school_informed_urn != case.school_urn:
             return []
         child = notification.child
         data = {"school_urn": case.school_urn,
@@ -214,4 +270,4 @@ def _word(value) -> str:
     return getattr(value, "value", value)
 
 
-__all__ = ["Case", "CaseFlow", "Change", "Outcome", "AWAITING_INFORMATION", "ALLOCATED", "CLOSED", "STEPPED_DOWN"]
+__all__ = ["Case", "CaseFlow", "Change", "CommandOutOfOrder", "Outcome", "AWAITING_INFORMATION", "ALLOCATED", "CLOSED", "STEPPED_DOWN"]

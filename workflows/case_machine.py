@@ -38,6 +38,8 @@ TRANSITIONS = [
     {"trigger": "assess", "source": ALLOCATED, "dest": ASSESSED},
     {"trigger": "step_down", "source": ASSESSED, "dest": STEPPED_DOWN},
     {"trigger": "close", "source": list(OPEN_STATES), "dest": CLOSED, "after": "forget_return_state"},
+    # Internal (dest None): allowed in any open state, the state and return_state stay as they are.
+    {"trigger": "record_consent", "source": list(OPEN_STATES), "dest": None},
 ]
 TRIGGERS = tuple(dict.fromkeys(t["trigger"] for t in TRANSITIONS))
 
@@ -118,7 +120,9 @@ class CaseMachine:
         """The workflow as a Mermaid diagram drawn by `transitions` from this same definition (README)."""
         from transitions.extensions.diagrams import GraphMachine
 
-        graph = GraphMachine(model=None, states=list(STATES), transitions=TRANSITIONS, initial=RECEIVED,
+        # State-unchanged commands (record_consent) are not moves between states: the diagram leaves them out.
+        moves = [t for t in TRANSITIONS if t["dest"] is not None]
+        graph = GraphMachine(model=None, states=list(STATES), transitions=moves, initial=RECEIVED,
                              auto_transitions=False, graph_engine="mermaid", title="The case workflow",
                              show_conditions=True)
         model = CaseState()

@@ -316,10 +316,11 @@ def test_information_still_incomplete_is_requested_again(flow: CaseFlow) -> None
 
 
 def test_information_that_needs_review_leaves_the_case_received(flow: CaseFlow) -> None:
-    walker = Walker(flow, notification(child_voice=OMIT))
-    changes = walker.send("provide_information",
-                          fields={"child_voice": "Sam is worried.", "consent.family_consents": False})
+    walker = Walker(flow, notification(child_voice=OMIT, consent=OMIT))  # needs review: stays received
+    walker.send("request_information", missing=["child_voice"])
+    changes = walker.send("provide_information", fields={"child_voice": "Sam is worried."})
     assert [c.event_type for c in changes] == ["case.information_provided"]
+    assert changes[0].data["needs_review"] == [FAMILY_CONSENT_NOT_GIVEN]
     assert (walker.case.state, walker.case.version) == ("received", 3)
 
 
@@ -353,8 +354,9 @@ def test_provided_school_details_decide_the_school_changes(flow: CaseFlow) -> No
                                        referrer={"source": "health", "school_urn": OMIT}))
     walker.send("triage")
     assert (walker.case.school_urn, walker.case.share_with_school) == (None, False)
-    walker.send("request_information", missing=["child.school_urn", "consent.share_with_school"])
-    walker.send("provide_information", fields={"child.school_urn": "137001", "consent.share_with_school": True})
+    walker.send("request_information", missing=["child.school_urn"])
+    walker.send("provide_information", fields={"child.school_urn": "137001"})
+    walker.send("record_consent", share_with_school=True)
     assert (walker.case.school_urn, walker.case.share_with_school) == ("137001", True)
     changes = walker.send("allocate")
     assert [c.event_type for c in changes] == ["case.allocated", "school.allocated"]
@@ -367,7 +369,7 @@ def test_provided_details_that_make_the_notification_invalid_are_refused_before_
     from earlyhelp.schemas import MessageRefused
 
     walker = Walker(flow)
-    walker.send("request_information", missing=["child.expected_date_of_birth"])
+    walker.send("request_information", missing=["child.expected_date_of_birth", "child.school_urn"])
     before, details = snapshot(walker.case), walker.notification.model_dump()
     # The child already has a date of birth: an expected date as well is invalid.
     cmd = command("provide_information", CASE_ID,
@@ -415,6 +417,8 @@ ALLOWED_FROM = {
     "assess": {"allocated"},
     "step_down": {"assessed"},
     "close": {"received", "checked", "awaiting_information", "triaged", "allocated", "assessed", "stepped_down"},
+    "record_consent": {"received", "checked", "awaiting_information", "triaged", "allocated", "assessed",
+                       "stepped_down"},
 }
 ROUTES = {  # how to bring a case opened from the default notification to each state
     "received": ("consent", []),
@@ -448,7 +452,8 @@ def test_a_refused_command_leaves_the_case_and_its_details_unchanged(flow: CaseF
     fields = {
         "triage": {"district": "Thanet", "priority": True},
         "allocate": {"team": "Another team", "worker_id": "worker-9"},
-        "provide_information": {"fields": {"child.school_urn": "100001", "consent.share_with_school": False}},
+        "provide_information": {"fields": {"child.school_urn": "100001"}},
+        "record_consent": {"share_with_school": False, "family_consent": False},
     }.get(name, {})
     before = snapshot(walker.case)
     details = walker.notification.model_dump()

@@ -23,6 +23,7 @@ CONTRACT_STATES = (
 OPEN = tuple(s for s in CONTRACT_STATES if s != "closed")
 INTERRUPTIBLE = ("received", "checked", "triaged")
 RETURNS = "the state it came from"
+UNCHANGED = "unchanged"  # CONTRACT.md, "Commands added": record_consent leaves the state as it is
 
 # command -> (the states it is allowed from, the state it leads to)
 CONTRACT_TABLE: dict[str, tuple[tuple[str, ...], str]] = {
@@ -34,16 +35,22 @@ CONTRACT_TABLE: dict[str, tuple[tuple[str, ...], str]] = {
     "assess": (("allocated",), "assessed"),
     "step_down": (("assessed",), "stepped_down"),
     "close": (OPEN, "closed"),
+    "record_consent": (OPEN, UNCHANGED),
 }
 CONTRACT_TRIGGERS = tuple(CONTRACT_TABLE)
+# The commands that move a case between states (the diagram draws these).
+MOVES = tuple(t for t, (_, dest) in CONTRACT_TABLE.items() if dest != UNCHANGED)
 
 # Every edge of the contract's workflow: (from, trigger, to).
 CONTRACT_EDGES = frozenset(
     (source, trigger, dest)
     for trigger, (sources, dest) in CONTRACT_TABLE.items()
-    if dest != RETURNS
+    if dest not in (RETURNS, UNCHANGED)
     for source in sources
 ) | frozenset(("awaiting_information", "provide_information", back) for back in INTERRUPTIBLE)
+# The state-unchanged commands: (state, trigger, state) for every state they are allowed in.
+CONTRACT_LOOPS = frozenset((source, trigger, source) for trigger, (sources, dest) in CONTRACT_TABLE.items()
+                           if dest == UNCHANGED for source in sources)
 
 # Names that are attributes `transitions` binds on a model, or methods of CaseState: never commands.
 NOT_TRIGGERS = (
@@ -86,12 +93,12 @@ def test_the_contract_table_covers_every_state_and_the_machine_knows_exactly_the
 def test_a_command_is_accepted_in_each_state_the_contract_lists(machine: CaseMachine, state: str, trigger: str) -> None:
     case = case_in(state)
     dest = CONTRACT_TABLE[trigger][1]
-    expected = case.return_state if dest == RETURNS else dest
+    expected = {RETURNS: case.return_state, UNCHANGED: state}.get(dest, dest)
 
     machine.require(case, trigger)  # does not raise
     assert machine.fire(case, trigger) == expected
     assert case.state == expected
-    assert (state, trigger, case.state) in CONTRACT_EDGES
+    assert (state, trigger, case.state) in CONTRACT_EDGES | CONTRACT_LOOPS
 
 
 @pytest.mark.parametrize(("state", "trigger"), REFUSED)
@@ -140,7 +147,8 @@ def test_awaiting_information_returns_to_the_state_it_came_from(machine: CaseMac
     case = case_in(origin)
     assert machine.fire(case, "request_information") == "awaiting_information"
     assert case.return_state == origin
-    assert set(CaseMachine.allowed_triggers("awaiting_information")) == {"provide_information", "close"}
+    assert set(CaseMachine.allowed_triggers("awaiting_information")) == {"provide_information", "close",
+                                                                         "record_consent"}
 
     assert machine.fire(case, "provide_information") == origin
     assert case.state == origin
@@ -239,13 +247,20 @@ def test_firing_on_the_same_case_again_logs_no_warnings(caplog: pytest.LogCaptur
 
 # --- the diagram -----------------------------------------------------------------------------------
 
-def test_mermaid_draws_every_state_and_command() -> None:
+def test_mermaid_draws_every_state_and_command_that_moves_a_case() -> None:
     diagram = CaseMachine.mermaid()
     assert "stateDiagram" in diagram
     for state in CONTRACT_STATES:
         assert state in diagram
-    for trigger in CONTRACT_TRIGGERS:
+    for trigger in MOVES:
         assert trigger in diagram
+    assert "record_consent" not in diagram  # not a move between states
+
+
+def test_record_consent_keeps_the_state_and_where_a_waiting_case_returns(machine: CaseMachine) -> None:
+    case = case_in("awaiting_information", "triaged")
+    assert machine.fire(case, "record_consent") == "awaiting_information"
+    assert case.return_state == "triaged"
 
 
 def test_mermaid_draws_exactly_the_contracts_edges() -> None:
@@ -268,6 +283,8 @@ def expected_step(state: str, return_state: str | None, trigger: str) -> tuple[s
     dest = CONTRACT_TABLE[trigger][1]
     if trigger == "provide_information":
         return (return_state, None) if return_state in INTERRUPTIBLE else None
+    if dest == UNCHANGED:
+        return state, return_state
     if dest == "awaiting_information":
         return dest, state
     return dest, None
@@ -302,7 +319,7 @@ class CaseWorkflow(RuleBasedStateMachine):
             assert expected is not None, f"{trigger} from {before} should be refused"
             assert required
             assert result == case.state
-            assert (before[0], trigger, case.state) in CONTRACT_EDGES
+            assert (before[0], trigger, case.state) in CONTRACT_EDGES | CONTRACT_LOOPS
             assert (case.state, case.return_state) == expected
 
     @precondition(lambda self: any(c.state == "closed" for c in self.cases))

@@ -14,12 +14,13 @@ NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 OWN_FIELDS = {
     "check": {"outcome": "sufficient"},
     "request_information": {"missing": ["support_already_offered", "referrer.contact_phone"]},
-    "provide_information": {"fields": {"support_already_offered": "Weekly mentoring", "consent.family_consents": True}},
+    "provide_information": {"fields": {"support_already_offered": "Weekly mentoring", "child.upn": "B801200005001"}},
     "triage": {"service": "early_help_unit", "district": "Maidstone"},
     "allocate": {"team": "Maidstone Early Help Unit 2", "worker_id": "w-0042"},
     "assess": {"outcome": "plan agreed"},
     "step_down": {"to": "open_access"},
     "close": {"reason": "needs_met"},
+    "record_consent": {"share_with_school": False},
 }
 
 
@@ -107,15 +108,43 @@ def test_provide_information_checks_each_value_as_on_intake():
         "provide_information",
         command(
             "provide_information",
-            fields={"child.nhs_number": "9434765918", "child.shoe_size": "4", "consent.share_with_school": "yes"},
+            fields={"child.nhs_number": "9434765918", "child.shoe_size": "4"},
         ),
     )
     assert sorted(error.errors) == [
         "fields.child.nhs_number: NHS number check digit does not match",
         "fields.child.shoe_size: Extra inputs are not permitted",
-        "fields.consent.share_with_school: Input should be a valid boolean",
     ]
     assert "9434765918" not in error.reason + "".join(error.errors)
+
+
+@pytest.mark.parametrize("path", ["consent.share_with_school", "consent.family_consents"])
+def test_consent_is_neither_requested_nor_provided_but_recorded_with_record_consent(path):
+    error = refused("provide_information", command("provide_information", fields={path: True, "reason": "x"}))
+    assert error.errors == ["fields: Consent changes only through the record_consent command"]
+    error = refused("request_information", command("request_information", missing=["reason", path]))
+    assert error.errors == ["missing: Consent changes only through the record_consent command"]
+    parsed = parse("record_consent", command("record_consent", share_with_school=True, family_consent=False))
+    assert (parsed.share_with_school, parsed.family_consent) == (True, False)
+    assert parse("record_consent", command("record_consent")).family_consent is None
+    assert refused("record_consent", command("record_consent", share_with_school="yes")).errors == [
+        "share_with_school: Input should be a valid boolean"]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("command_id", "cmd\n1"), ("case_id", "case\x01"), ("actor", {"id": "dover.manager\nforged", "role": "manager"}),
+    ("actor", {"id": "a", "role": "manager\x1b[31m"}), ("team", "Team \x9b2J"), ("worker_id", "w\x7f"),
+])
+def test_ids_names_and_short_text_refuse_control_characters(field, value):
+    error = refused("allocate", command("allocate", **{"team": "Unit 2", "worker_id": "w-1", field: value}))
+    assert [e.split(":")[1].strip() for e in error.errors] == ["Must not contain control characters"]
+
+
+def test_free_text_keeps_its_lines_and_tabs_but_no_other_control_characters():
+    parsed = parse("assess", command("assess", plan_summary="Week 1:\n\tmeet the family\r\nWeek 2"))
+    assert parsed.plan_summary.count("\n") == 2
+    error = refused("assess", command("assess", plan_summary="plan \x1b[2J"))
+    assert error.errors == ["plan_summary: Must not contain control characters (only newlines and tabs)"]
 
 
 def test_provide_information_gives_a_plain_dict_of_the_provided_paths():

@@ -27,6 +27,7 @@ DATA = {
     "case.assessed": {"outcome": "plan agreed", "has_plan": True},
     "case.stepped_down": {"to": "open_access"},
     "case.closed": {"reason": "needs_met"},
+    "case.consent_changed": {"share_with_school": False, "family_consent": None},
     "school.allocated": {"school_urn": "118923", "child": CHILD, "team": "Maidstone Early Help Unit 2"},
     "school.stepped_down": {"school_urn": "118923", "child": CHILD, "to": "universal"},
     "school.closed": {"school_urn": "118923", "child": CHILD, "reason": "needs_met"},

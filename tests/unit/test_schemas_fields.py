@@ -33,8 +33,9 @@ def test_known_field_paths_include_the_contract_list():
         "reason", "support_already_offered", "intended_outcome", "child_voice", "referrer.organisation",
         "referrer.contact_name", "referrer.contact_email", "referrer.contact_phone", "referrer.school_urn",
         "child.postcode", "child.school_urn", "child.nhs_number", "child.upn", "child.date_of_birth",
-        "consent.family_consents", "consent.share_with_school",
     } <= KNOWN_FIELD_PATHS
+    # Consent changes only through record_consent (CONTRACT.md, "Version 1.1 additions").
+    assert not {p for p in KNOWN_FIELD_PATHS if p.startswith("consent.")}
 
 
 @pytest.mark.parametrize("path", sorted(PROVIDABLE_FIELDS))
@@ -57,18 +58,15 @@ def test_every_known_path_is_a_field_of_the_notification_and_can_be_set(path):
 
 def test_the_result_is_a_new_notification_and_the_original_is_unchanged():
     original = notification(support_already_offered=None)
-    updated = apply_provided_fields(original, {"support_already_offered": "Mentoring", "consent.family_consents": False})
-    assert original.support_already_offered is None
-    assert updated.support_already_offered == "Mentoring"
-    assert updated.consent.family_consents is False and updated.consent.share_with_school is True
+    updated = apply_provided_fields(original, {"support_already_offered": "Mentoring", "child.upn": "B801200005001"})
+    assert original.support_already_offered is None and original.child.upn is None
+    assert updated.support_already_offered == "Mentoring" and updated.child.upn == "B801200005001"
 
 
-def test_consent_is_created_when_absent():
-    document = example()
-    del document["consent"]
-    start = parse_notification(json.dumps(document).encode(), "notification.school", now=NOW)
-    updated = apply_provided_fields(start, {"consent.share_with_school": True})
-    assert updated.consent.share_with_school is True and updated.consent.family_consents is None
+def test_consent_is_not_a_field_to_provide():
+    with pytest.raises(MessageRefused) as caught:
+        apply_provided_fields(notification(), {"consent.share_with_school": True})
+    assert caught.value.errors == ["consent.share_with_school: not a known field path"]
 
 
 def test_a_date_of_birth_replaces_the_expected_date_of_birth():
@@ -95,10 +93,10 @@ def test_invalid_provided_values_are_refused_by_path_without_values():
         "reason: value must be text or true/false",
     ]
     with pytest.raises(MessageRefused) as caught:
-        apply_provided_fields(notification(), {"child.nhs_number": "9434765918", "consent.family_consents": "yes"})
+        apply_provided_fields(notification(), {"child.nhs_number": "9434765918", "child.school_urn": "12345"})
     assert sorted(caught.value.errors) == [
         "child.nhs_number: NHS number check digit does not match",
-        "consent.family_consents: Input should be a valid boolean",
+        "child.school_urn: school URN must be exactly 6 digits",
     ]
     assert caught.value.ids == {"notification_id": "oakwood-2026-000457"}
     assert "9434765918" not in caught.value.reason + "".join(caught.value.errors)
