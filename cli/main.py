@@ -34,11 +34,12 @@ def serve(settings) -> None:
     from earlyhelp.metrics import refresh_case_gauges
     from earlyhelp.status_server import PortTaken, start_status_server
 
+    from earlyhelp.workflows.senders import SendersError
     from earlyhelp.workflows.sla_policy import PolicyError
 
     try:
         runtime = EngineRuntime(settings)
-    except PolicyError as error:
+    except (PolicyError, SendersError) as error:
         raise click.ClickException(str(error)) from error
     # Cases by state and overdue clocks, read from the database for /metrics every 15 s.
     runtime.extra_threads.append(partial(refresh_case_gauges, runtime.db, interval=15.0))

@@ -28,6 +28,7 @@ from earlyhelp.persistence.database import make_engine, migrate
 from earlyhelp.producers.outbox_relay import OutboxRelay
 
 from earlyhelp.workflows.case_flow import CaseFlow
+from earlyhelp.workflows.senders import load_senders
 from earlyhelp.workflows.sla_policy import load_policy
 from earlyhelp.workflows.sla_tracking import SlaTracker
 
@@ -65,7 +66,10 @@ class EngineRuntime:
         self.connect = partial(broker_connection, settings.broker_url)
         # The SLA policy is checked here, at start, so a bad policy file stops `serve` with its reason.
         self.sla = SlaTracker(load_policy(settings.sla_policy))
-        self.processor = BatchProcessor(self.db, clock, settings.district_names, flow=CaseFlow(sla=self.sla),
+        # So is the senders file (SendersError); without one the engine is open, and says so in run().
+        self.senders = load_senders(settings.senders, settings.district_names)
+        self.processor = BatchProcessor(self.db, clock, settings.district_names,
+                                        flow=CaseFlow(sla=self.sla, senders=self.senders),
                                         on_database_state=self._database_state, should_stop=self.stopping.is_set,
                                         sleep=self._patient_sleep)
         self.relay = OutboxRelay(self.db, self.connect, clock, on_return=self._redeclare,
@@ -86,6 +90,9 @@ class EngineRuntime:
             self._migrate_when_the_database_answers()
         self.database_up = True
         metrics.DATABASE_UP.set(1)
+        if self.senders.is_open:
+            log.warning("no senders file (EARLYHELP_SENDERS): the engine is open to every sender, with or "
+                        "without user_id; every broker user may send every source and command")
         if self.settings.is_memory_broker:
             log.warning("running on kombu's in-memory transport: one process only, no publisher confirms, "
                         "no queue arguments, no dead-lettering by the broker")

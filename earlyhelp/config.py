@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # Local configuration with Kent's values as the shipped default (DOMAIN.md).
     districts: list[str] | None = None
     sla_policy: Path | None = None
+    # A TOML file naming each broker user and what it may send (CONTRACT.md, "Senders and what each may
+    # do"); without it every sender may do everything, and `serve` says so at start.
+    senders: Path | None = None
     # How many deliveries the engine holds and handles in one database transaction.
     prefetch: int = Field(default=200, ge=1, le=5000)
     batch_size: int = Field(default=100, ge=1, le=5000)
