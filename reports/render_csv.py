@@ -1,12 +1,34 @@
-"""The report as CSV in long form (section, group, measure, value): one table a spreadsheet can pivot."""
+"""The report as CSV in long form (section, group, measure, value): one table a spreadsheet can pivot.
+
+Group names come from outside (a district is whatever the authority configured, or what a triage
+command named): a cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first, after any
+spaces, tabs or carriage returns) is written with a leading `'`, which spreadsheets show as text.
+Numbers, negative ones included, are left as numbers.
+"""
 from __future__ import annotations
 
 import csv
 import io
+import re
 
 _MEASURES = ("count", "percent", "previous_year", "change", "change_percent")
 _SLA_MEASURES = ("measured", "on_time", "late", "open_overdue", "in_progress", "percent_on_time",
                  "median_working_days", "p90_working_days")
+
+
+_FORMULA_START = re.compile(r"^[\s]*[=+\-@]")
+_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
+def cell(value):
+    """A value as it may go into a CSV cell: never a formula, numbers unchanged, None as empty."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    if _FORMULA_START.match(value) and not _NUMBER.match(value):
+        return "'" + value
+    return value
 
 
 def rows(report: dict):
@@ -46,5 +68,5 @@ def render(report: dict) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("section", "group", "measure", "value"))
     for section, group, measure, value in rows(report):
-        writer.writerow((section, group, measure, "" if value is None else value))
+        writer.writerow((cell(section), cell(group), cell(measure), cell(value)))
     return out.getvalue()

@@ -1,11 +1,17 @@
-"""The report as plain text for a terminal or an email: the same figures, in aligned tables."""
+"""The report as plain text for a terminal or an email: the same figures, in aligned tables.
+
+Every cell and name goes through earlyhelp.printing.escape: district names are configuration or what
+a command named, and must not reach a terminal as control sequences.
+"""
 from __future__ import annotations
+
+from earlyhelp.printing import escape
 
 from .formatting import change_text, number, pct
 
 
 def _table(headers: list[str], body: list[list]) -> list[str]:
-    cells = [[str(c) for c in headers]] + [[("" if c is None else str(c)) for c in row] for row in body]
+    cells = [[escape(c) for c in headers]] + [[escape(c) for c in row] for row in body]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for n, row in enumerate(cells):
@@ -17,8 +23,8 @@ def _table(headers: list[str], body: list[list]) -> list[str]:
 
 def render(report: dict) -> str:
     period, notes = report["period"], report["notifications"]
-    out = [report["title"], f"{period['from']} to {period['to']}"
-           + (f", {period['district']}" if period["district"] else ", all districts"), ""]
+    out = [escape(report["title"]), f"{period['from']} to {period['to']}"
+           + (f", {escape(period['district'])}" if period["district"] else ", all districts"), ""]
     out.append(f"Notifications processed: {notes['total']} ({change_text(notes)})")
     out += ["", "By source"]
     body = []

@@ -1,0 +1,37 @@
+"""Text a sender wrote, made safe to print on an operator's terminal.
+
+Ids, actor names, teams, districts, dead-letter reasons and bodies come from outside. Printed raw, a
+newline in an actor id writes a fake line into `earlyhelp case`'s timeline, and an escape sequence
+(ESC [ ...) moves the cursor, recolours or retitles the operator's terminal. `escape` shows every
+control character as a visible escape instead: C0 (including \\n, \\r, \\t and ESC), DEL and C1, plus
+the Unicode line separators and bidirectional overrides, which can also fake a line or reorder what
+a person reads. Everything else, accents and other scripts included, is left as written.
+
+Backslashes are left alone: doubling them would make every Windows path and regular expression
+harder to read, and a literal "\\n" typed by a sender cannot move the cursor.
+
+JSON output needs nothing more: json.dumps already escapes control characters.
+"""
+from __future__ import annotations
+
+import re
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# C0, DEL, C1; U+2028/2029 (line and paragraph separators); bidi embeddings, overrides and isolates.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape(value) -> str:
+    """`value` as text with its control characters shown as escapes (None prints as '')."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return _CONTROL.sub(_visible, text)
