@@ -2,14 +2,21 @@
 
 The work is in earlyhelp.reports; these functions only parse options, call it and print.
 docs/operating.md is the guide to them.
+
+Whatever came from a sender (ids, actors, teams, districts, reasons, headers, bodies) is printed
+through earlyhelp.printing.escape, so a newline cannot fake a line and an escape sequence cannot
+reach the terminal; --json output is escaped by json.dumps already.
 """
 from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 
 import click
+
+from earlyhelp.printing import escape
 
 MANAGEMENT_URL_HELP = "The RabbitMQ management API (http://user:pass@host:15672) for unacked counts and rates."
 
@@ -27,14 +34,27 @@ def _engine(settings):
 def _need_broker(settings) -> None:
     import logging
 
-    logging.getLogger("pika").setLevel(logging.WARNING)  # its connection chatter is not the operator's business
+    # pika's chatter is not the operator's business, nor are its warnings and errors: each failure also
+    # raises, and the command says it once, in one line (a refused permission, an unreachable broker).
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     if settings.is_memory_broker:
         raise click.ClickException("this command needs a RabbitMQ broker; memory:// lives in one process")
 
 
 def _unreachable(error: Exception) -> click.ClickException:
+    from earlyhelp.reports.broker_status import access_refused
+
+    refused = access_refused(error)
+    if refused:
+        return _refused(refused)
     return click.ClickException(f"cannot reach RabbitMQ at the configured EARLYHELP_BROKER_URL "
                                 f"({type(error).__name__})")
+
+
+def _refused(words: str) -> click.ClickException:
+    """One line (exit 1) for a broker user without the permission a command needs."""
+    return click.ClickException(f"RabbitMQ refused this broker user: {words} (docs/operating.md, "
+                                "\"Broker users and their permissions\", says what each command needs)")
 
 
 def _when(value) -> str:
@@ -77,9 +97,9 @@ def queues(settings, check, as_json, management_url) -> None:
         for row in rows:
             click.echo("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
         if note:
-            click.echo(f"({note})")
+            click.echo(f"({escape(note)})")
         for problem in problems:
-            click.echo(f"PROBLEM {problem}")
+            click.echo(f"PROBLEM {escape(problem)}")
     if check:
         if problems:
             sys.exit(1)
@@ -101,10 +121,22 @@ def _queue(settings):
     from earlyhelp.reports.dead_letters import DeadLetterQueue
 
     _need_broker(settings)
+    engine_users = {settings.engine_user} if settings.engine_user else None
     try:
-        return DeadLetterQueue(settings.broker_url)
+        return DeadLetterQueue(settings.broker_url, engine_users)
     except Exception as error:  # noqa: BLE001
-        raise _unreachable(error) from error
+        raise _unreachable(error) from None
+
+
+@contextmanager
+def _permission_refusals():
+    """A refusal met while reading or replaying becomes one line; copies not yet removed go back."""
+    from earlyhelp.reports.broker_status import AccessRefused
+
+    try:
+        yield
+    except AccessRefused as refused:
+        raise _refused(str(refused)) from None
 
 
 @dead_letters.command(name="list")
@@ -113,7 +145,7 @@ def _queue(settings):
 @click.pass_obj
 def list_dead_letters(settings, as_json, limit) -> None:
     """Each refused copy: id, when, the reason, its original exchange and routing key."""
-    with _queue(settings) as queue:
+    with _permission_refusals(), _queue(settings) as queue:
         copies = queue.read_all(limit)
     summaries = [c.summary() for c in copies]
     if as_json:
@@ -124,8 +156,9 @@ def list_dead_letters(settings, as_json, limit) -> None:
         return
     for s in summaries:
         where = f"{s['original_exchange'] or '?'} {s['original_routing_key'] or '?'}"
-        click.echo(f"{s['id']}  {s['refused_at'][:19]}  {where}  message_id={s['message_id'] or '-'}  "
-                   f"({s['by']})\n    {s['reason']}")
+        by = s["by"] if s["by"] != "sender" else "sender-made: its headers are not believed"
+        click.echo(f"{s['id']}  {escape(s['refused_at'][:19] or '-')}  {escape(where)}  "
+                   f"message_id={escape(s['message_id'] or '-')}  ({by})\n    {escape(s['reason'])}")
     click.echo(f"{len(copies)} cop{'y' if len(copies) == 1 else 'ies'}")
 
 
@@ -137,18 +170,21 @@ def show_dead_letter(settings, copy_id, show_body) -> None:
     """One copy's properties and headers; its body only with --body."""
     from earlyhelp.reports.dead_letters import plain_headers, select
 
-    with _queue(settings) as queue:
+    with _permission_refusals(), _queue(settings) as queue:
         copies = queue.read_all()
         (copy, *_), missing = select(copies, [copy_id]) if copies else ([None], [copy_id])
         if missing or copy is None:
-            raise click.ClickException(f"no copy {missing[0] if missing else copy_id} in earlyhelp.dead-letter")
+            raise click.ClickException(f"no copy {escape(missing[0] if missing else copy_id)} in earlyhelp.dead-letter")
         click.echo(json.dumps(copy.summary(), indent=2))
         props = {k: v for k, v in vars(copy.properties).items() if v is not None and k != "headers"}
         click.echo("properties: " + json.dumps(plain_headers(props), sort_keys=True))
-        click.echo("headers: " + json.dumps(plain_headers(copy.headers), indent=2, sort_keys=True))
+        believed = {"engine": "set by the engine", "broker": "x-death set by the broker (the destination is "
+                    "taken from its queue, not its fields); the rest set by the sender, not believed"}
+        click.echo(f"headers ({believed.get(copy.made_by, 'set by the sender, none believed')}): "
+                   + json.dumps(plain_headers(copy.headers), indent=2, sort_keys=True))
         if show_body:
             click.echo("body:")
-            click.echo(copy.body.decode("utf-8", "replace"))
+            click.echo(escape(copy.body.decode("utf-8", "replace")))
         else:
             click.echo(f"body: {len(copy.body)} bytes, hidden (it can hold personal data): add --body to print it")
 
@@ -164,16 +200,18 @@ def replay_dead_letters(settings, copy_ids, replay_all) -> None:
     if bool(copy_ids) == replay_all:
         raise click.UsageError("name the copies to replay, or give --all")
     failed = 0
-    with _queue(settings) as queue:
+    with _permission_refusals(), _queue(settings) as queue:
         copies = queue.read_all()
         chosen, missing = (copies, []) if replay_all else select(copies, list(copy_ids))
         for wanted in missing:
             failed += 1
-            click.echo(f"{wanted}: not found in earlyhelp.dead-letter")
+            click.echo(f"{escape(wanted)}: not found in earlyhelp.dead-letter")
         for copy in chosen:
             outcome = queue.replay(copy)
             failed += outcome != "replayed"
-            click.echo(f"{copy.id}: {outcome} to {copy.original_exchange} {copy.original_routing_key}")
+            if outcome == "replayed" or outcome.startswith("kept"):
+                outcome += f" to {copy.original_exchange} {copy.original_routing_key}"
+            click.echo(f"{copy.id}: {escape(outcome)}")
     click.echo(f"{len(chosen) - (failed - len(missing))} replayed, {failed} not")
     if failed:
         sys.exit(1)
@@ -190,11 +228,11 @@ def purge_dead_letters(settings, copy_ids, purge_all, yes) -> None:
 
     if bool(copy_ids) == purge_all:
         raise click.UsageError("name the copies to purge, or give --all")
-    with _queue(settings) as queue:
+    with _permission_refusals(), _queue(settings) as queue:
         copies = queue.read_all()
         chosen, missing = (copies, []) if purge_all else select(copies, list(copy_ids))
         for wanted in missing:
-            click.echo(f"{wanted}: not found in earlyhelp.dead-letter")
+            click.echo(f"{escape(wanted)}: not found in earlyhelp.dead-letter")
         if chosen and not yes:
             click.confirm(f"Remove {len(chosen)} cop{'y' if len(chosen) == 1 else 'ies'} for good?", abort=True)
         for copy in chosen:
@@ -236,9 +274,10 @@ def cases(settings, state, district, source, service, overdue, due_within, limit
                          r["district"] or "unassigned", r["service"] or "-", _when(r["received_at"]),
                          _when(r["next_due"]) + (f" ({','.join(r['open_stages'])})" if r["open_stages"] else ""),
                          "OVERDUE" if r["overdue"] else "") for r in rows]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    table = [[escape(c) for c in row] for row in table]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     click.echo(f"{len(rows)} case{'s' if len(rows) != 1 else ''}" + (" (limit reached)" if len(rows) == limit else ""))
 
 
@@ -255,11 +294,11 @@ def case(settings, case_id, show_personal, as_json) -> None:
     with _engine(settings).connect() as conn:
         detail = case_detail(conn, case_id, now, personal=show_personal)
     if detail is None:
-        raise click.ClickException(f"no case {case_id}")
+        raise click.ClickException(f"no case {escape(case_id)}")
     if as_json:
         click.echo(json.dumps(detail, indent=2, default=str))
         return
-    c = detail["case"]
+    c = {k: (escape(v) if isinstance(v, str) else v) for k, v in detail["case"].items()}
     click.echo(f"case {c['case_id']}  ({c['kind']} from {c['source']}, notification {c['notification_id']})")
     click.echo(f"  state {c['state']}, version {c['version']}, priority {'yes' if c['priority'] else 'no'}, "
                f"district {c['district'] or 'unassigned'}, service {c['service'] or '-'}, "
@@ -268,7 +307,10 @@ def case(settings, case_id, show_personal, as_json) -> None:
                f"last change {_when(c['updated_at'])}")
     click.echo("timeline (happened / recorded):")
     for h in detail["history"]:
+        h = {k: (escape(v) if isinstance(v, str) else v) for k, v in h.items()}
         who = h["actor_id"] and f"{h['actor_id']} ({h['actor_role']})" or "engine"
+        if h.get("sender_user_id"):  # who the broker says sent it, beside who the message claims acted
+            who += f", sent by broker user {h['sender_user_id']}"
         move = f"{h['from_state'] or '-'} -> {h['to_state']}"
         click.echo(f"  {h['sequence']:>3}  {_when(h['occurred_at'])} / {_when(h['recorded_at'])}  "
                    f"{h['event_type']:<28} {move:<34} by {who}, caused by {h['caused_by']}")
@@ -278,6 +320,7 @@ def case(settings, case_id, show_personal, as_json) -> None:
     if not detail["clocks"]:
         click.echo("  none")
     for k in detail["clocks"]:
+        k = {key: (escape(v) if isinstance(v, str) else v) for key, v in k.items()}
         click.echo(f"  {k['stage']:<11} {k['status']:<30} started {_when(k['started_at'])}, "
                    f"due {_when(k['due_at'])}, stopped {_when(k['stopped_at'])}, "
                    f"allowance {k['allowance_amount']} {k['allowance_unit'].replace('_', ' ')}"
@@ -285,7 +328,7 @@ def case(settings, case_id, show_personal, as_json) -> None:
                    + (f", breached {_when(k['breached_at'])}" if k["breached_at"] else ""))
     if show_personal:
         click.echo("details (personal data):")
-        click.echo(json.dumps(detail.get("details"), indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(detail.get("details"), indent=2, sort_keys=True, default=str))  # escapes controls
     else:
         click.echo("(the child's and notifier's details are hidden: add --show-personal)")
 

@@ -10,6 +10,12 @@ sockets: a large batch written into a blocked socket times out part-way through 
 connection, and confirms stop until the alarm clears. So a batch goes out in small chunks, looking for
 connection.blocked between them; once blocked, the rest of the batch is HELD (not sent, not a failure)
 and the confirms of what was sent are awaited for as long as the block lasts.
+
+Every message goes out with the AMQP `user_id` of the engine's broker user (the connection's user,
+which RabbitMQ checks against the login): it is how `earlyhelp dead-letters` tells the engine's own
+dead-letter copies from a sender's forgery, since anyone can set `x-earlyhelp-*` headers and the broker
+keeps them when it dead-letters an expired message (CONTRACT.md, "Refusals and the dead-letter queue").
+memory:// has no broker users, so no user_id there.
 """
 from __future__ import annotations
 
@@ -101,12 +107,17 @@ class ConfirmingPublisher:
         return outcomes
 
     def _publish_chunk(self, chunk: list[Outgoing]) -> int:
+        # Read per chunk: after a failover kombu's connection holds the next URL's user.
+        user = self.connection.userid
+        user_id = {"user_id": user} if user else {}
         for m in chunk:
             msg = self.channel.prepare_message(
                 m.body, priority=None, content_type=m.properties.get("content_type", "application/json"),
                 content_encoding=m.properties.get("content_encoding", "utf-8"), headers=m.headers or {},
                 properties={"delivery_mode": 2, **_amqp_properties(m.properties,
-                                                                   skip=("content_type", "content_encoding"))})
+                                                                   skip=("content_type", "content_encoding",
+                                                                         "user_id")),
+                            **user_id})
             self.channel.basic_publish(msg, exchange=m.exchange, routing_key=m.routing_key, mandatory=m.mandatory)
             self._outcomes[self._next_tag] = UNCONFIRMED
             self._next_tag += 1

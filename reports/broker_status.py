@@ -5,6 +5,11 @@ messages delivered but not yet acknowledged, so those are "unknown" unless the m
 reachable (EARLYHELP_MANAGEMENT_URL, e.g. http://guest:guest@localhost:15672), which also gives the
 publish and deliver rates. A passive declare of a missing queue closes the channel (404): that queue
 is reported missing, and the next one gets a fresh channel.
+
+The operators' commands connect with pika through `connect` (below): each URL of a kombu failover list
+(`amqp://a@h1;amqp://b@h2`) in turn, and a refusal by the broker (login, vhost, or a queue or exchange
+this broker user may not use) surfaces as `AccessRefused` with the broker's own words, so the command
+can say it in one line instead of a traceback.
 """
 from __future__ import annotations
 
@@ -14,12 +19,16 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
+import amqp.exceptions
 import pika
+import pika.exceptions
 from pika.exceptions import ChannelClosedByBroker
 
 from earlyhelp.consumers.topology import COMMANDS_QUEUE, NOTIFICATIONS_QUEUE
+from earlyhelp.printing import escape
 from earlyhelp.producers.upstream_client import _pika_url
 from earlyhelp.schemas import DEAD_LETTER_QUEUE
+from earlyhelp.secrets import mask_secrets
 
 # (queue, role): the engine consumes its input queues; nobody consumes the dead-letter queue.
 QUEUES: tuple[tuple[str, str], ...] = (
@@ -46,16 +55,66 @@ class QueueStatus:
                                               "publish_rate", "deliver_rate", "problems")}
 
 
+class AccessRefused(Exception):
+    """The broker refused this broker user: the login, the vhost, or a queue, exchange or routing key."""
+
+
+_REFUSAL_CODES = (403, 530)  # ACCESS_REFUSED, NOT_ALLOWED (a vhost the user has no permissions in)
+
+
+def access_refused(error: BaseException) -> str | None:
+    """The broker's words if `error` (or what caused it) is a permission refusal, else None."""
+    seen, current = set(), error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, AccessRefused):
+            return str(current)
+        if isinstance(current, (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)):
+            return "login refused (wrong user name or password)"
+        if isinstance(current, pika.exceptions.ProbableAccessDeniedError):
+            return _words(current.args[0] if current.args else current)
+        if isinstance(current, (ChannelClosedByBroker, pika.exceptions.ConnectionClosedByBroker)):
+            if current.reply_code in _REFUSAL_CODES:
+                return _words(current.reply_text)
+        if isinstance(current, (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)):
+            return _words(getattr(current, "reply_text", "") or current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _words(text) -> str:
+    return escape(mask_secrets(str(text)))[:300]
+
+
+def broker_urls(broker_url: str) -> list[str]:
+    """The URLs of a kombu failover list (`;`-joined), or the one URL."""
+    return [u.strip() for u in str(broker_url).split(";") if u.strip()]
+
+
+def connect(broker_url: str) -> pika.BlockingConnection:
+    """A pika connection to the first URL of the list that answers; AccessRefused if the broker refuses."""
+    last: Exception | None = None
+    for url in broker_urls(broker_url):
+        params = pika.URLParameters(_pika_url(url))
+        params.connection_attempts, params.socket_timeout = 1, 5
+        try:
+            return pika.BlockingConnection(params)
+        except Exception as error:  # noqa: BLE001 - sorted: a refusal is final, anything else tries the next URL
+            refused = access_refused(error)
+            if refused:
+                raise AccessRefused(refused) from None
+            last = error
+    raise last or ValueError("EARLYHELP_BROKER_URL names no broker")
+
+
 def vhost_of(broker_url: str) -> str:
     """The vhost a broker URL names ('/' by default), decoded."""
-    path = _pika_url(broker_url).split("://", 1)[1].partition("/")[2]
+    path = _pika_url(broker_urls(broker_url)[0]).split("://", 1)[1].partition("/")[2]
     return urllib.parse.unquote(path or "%2F")
 
 
 def read_amqp(broker_url: str) -> list[QueueStatus]:
-    params = pika.URLParameters(_pika_url(broker_url))
-    params.connection_attempts, params.socket_timeout = 1, 5
-    connection = pika.BlockingConnection(params)
+    connection = connect(broker_url)
     statuses = []
     try:
         channel = connection.channel()
@@ -88,7 +147,7 @@ def read_management(management_url: str, vhost: str, statuses: list[QueueStatus]
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as reply:
                 data = json.load(reply)
         except Exception as error:  # noqa: BLE001 - unreachable, refused, 401: all mean "no rates"
-            return f"management API not reachable ({type(error).__name__}: {str(error)[:80]})"
+            return f"management API not reachable ({type(error).__name__}: {mask_secrets(error)[:80]})"
         status.unacked = data.get("messages_unacknowledged")
         status.ready = data.get("messages_ready", status.ready)
         status.consumers = data.get("consumers", status.consumers)

@@ -12,30 +12,67 @@ of SHA-256 over its body, its message_id and the headers the refusal set (x-earl
 broker's first x-death entry without its changing `count`). Two copies identical in all of those (the
 same message refused twice in one batch) get `ID` and `ID-2`, numbered in queue order.
 
-Replay republishes a copy to its original exchange and routing key, with its properties but without
-the diagnostic headers, with publisher confirms and `mandatory`; only when the broker has confirmed it
-(routed, not returned, not nacked) is the copy acked and so removed from the dead-letter queue. If the
-process dies between the confirm and the ack, the copy stays and a second replay republishes it: the
-engine recognises the repeat by its notification_id / command_id (exact repeats change nothing).
-Purge removes exactly the copies named (or, with --all, the copies present when it started), by ack.
+Who made a copy, and so what is believed (a sender can set any header, and the broker keeps a
+message's headers when it dead-letters it, e.g. on `expiration`):
+- "engine": the copy's AMQP `user_id` is the engine's broker user (RabbitMQ checks user_id against
+  the publisher's login) and it has no `x-death`, so the engine's relay published it: its
+  `x-earlyhelp-*` headers (reason, original exchange and key, refused-at) are believed.
+- "broker": it has `x-death` and the broker last dead-lettered it from one of the engine's input
+  queues. A sender can forge the fields of an x-death entry too (the broker only increments the count
+  of a matching entry), so the destination is not taken from it: the exchange is the one that queue
+  is bound to, and the routing key is used only if that queue takes such keys.
+- "sender": anything else. Shown with its headers, none of them believed; never replayed.
+
+Replay republishes an engine or broker copy to its original exchange and routing key, only ever
+`earlyhelp.notifications` or `earlyhelp.commands` (never `earlyhelp.events`), with its properties but
+without the diagnostic headers, with publisher confirms and `mandatory`; only when the broker has
+confirmed it (routed, not returned, not nacked) is the copy acked and so removed from the dead-letter
+queue. If the process dies between the confirm and the ack, the copy stays and a second replay
+republishes it: the engine recognises the repeat by its notification_id / command_id (exact repeats
+change nothing). Purge removes exactly the copies named (or, with --all, the copies present when it
+started), by ack. A broker user without the permission to read the queue or write the exchange gets
+AccessRefused (reports.broker_status), and no copy is removed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pika
-from pika.exceptions import NackError, UnroutableError
+from pika.exceptions import ChannelClosedByBroker, NackError, UnroutableError
 
 from earlyhelp.consumers.refusals import json_safe
-from earlyhelp.producers.upstream_client import _pika_url
-from earlyhelp.schemas import DEAD_LETTER_QUEUE
+from earlyhelp.consumers.topology import COMMANDS_QUEUE, NOTIFICATIONS_QUEUE
+from earlyhelp.schemas import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, NOTIFICATIONS_EXCHANGE
+
+from .broker_status import AccessRefused, access_refused, broker_urls, connect
 
 DIAGNOSTIC_PREFIXES = ("x-earlyhelp-", "x-death", "x-first-death", "x-last-death", "x-delivery-count")
 _PROPERTY_NAMES = ("content_type", "content_encoding", "message_id", "correlation_id", "timestamp", "type",
                    "app_id", "reply_to", "priority", "expiration")
+
+ENGINE, BROKER, SENDER = "engine", "broker", "sender"
+# The only exchanges replay publishes to.
+REPLAY_EXCHANGES = (NOTIFICATIONS_EXCHANGE, COMMANDS_EXCHANGE)
+# The engine's input queues: the exchange each is bound to, and the start of the routing keys it takes.
+_INPUT_QUEUES = {NOTIFICATIONS_QUEUE: (NOTIFICATIONS_EXCHANGE, "notification."),
+                 COMMANDS_QUEUE: (COMMANDS_EXCHANGE, "case.")}
+
+
+def broker_users(broker_url: str) -> frozenset[str]:
+    """The broker users named in a broker URL (each of a `;` failover list); kombu logs in as guest
+    when a URL names none, and memory:// has no users at all."""
+    users = set()
+    for url in broker_urls(broker_url):
+        if url.startswith("memory://"):
+            continue
+        authority = url.split("://", 1)[-1].split("/", 1)[0]
+        userinfo = authority.rpartition("@")[0] if "@" in authority else ""
+        users.add(urllib.parse.unquote(userinfo.partition(":")[0]) or "guest")
+    return frozenset(users)
 
 
 @dataclass
@@ -47,54 +84,110 @@ class DeadLetter:
     body: bytes
     properties: pika.BasicProperties
     headers: dict
+    engine_users: frozenset[str] = frozenset()  # the engine's broker user(s): whose copies are believed
+
+    @property
+    def user_id(self) -> str | None:
+        """The AMQP user_id the copy was published with (checked by RabbitMQ against the login)."""
+        return _text(self.properties.user_id) if self.properties.user_id else None
+
+    @property
+    def _deaths(self) -> list:
+        deaths = self.headers.get("x-death")
+        return deaths if isinstance(deaths, list) else []
+
+    @property
+    def made_by(self) -> str:
+        """engine, broker or sender (module doc): what decides which headers are believed."""
+        if self._deaths:
+            return BROKER if self._input_queue is not None else SENDER
+        return ENGINE if self.user_id is not None and self.user_id in self.engine_users else SENDER
 
     @property
     def from_broker(self) -> bool:
-        return "x-earlyhelp-error" not in self.headers and bool(self.headers.get("x-death"))
+        return self.made_by == BROKER
 
     @property
-    def _first_death(self) -> dict:
-        deaths = self.headers.get("x-death") or []
-        return deaths[-1] if deaths else {}  # x-death lists the most recent first
+    def _last_death(self) -> dict:
+        """The entry of the dead-lettering that put the copy here: the broker keeps the latest first."""
+        death = self._deaths[0] if self._deaths else {}
+        return death if isinstance(death, dict) else {}
+
+    @property
+    def _input_queue(self) -> str | None:
+        queue = _text(self._last_death.get("queue"))
+        return queue if queue in _INPUT_QUEUES else None
+
+    def _believed(self, header: str) -> str | None:
+        if self.made_by == ENGINE and header in self.headers:
+            return _text(self.headers[header])
+        return None
 
     @property
     def reason(self) -> str:
-        if "x-earlyhelp-error" in self.headers:
-            return _text(self.headers["x-earlyhelp-error"])
-        death = self._first_death
-        if death:
+        made_by = self.made_by
+        if made_by == ENGINE:
+            return self._believed("x-earlyhelp-error") or "no reason recorded"
+        if made_by == BROKER:
+            death = self._last_death
             return f"dead-lettered by the broker: {_text(death.get('reason'))} in {_text(death.get('queue'))}"
-        return "no reason recorded"
+        return (f"not made by the engine or by the broker from the engine's queues (published by "
+                f"{self.user_id or 'a sender that set no user_id'}): its headers are not believed")
 
     @property
     def refused_at(self) -> str:
-        if "x-earlyhelp-refused-at" in self.headers:
-            return _text(self.headers["x-earlyhelp-refused-at"])
-        when = self._first_death.get("time")
+        if self.made_by == ENGINE:
+            return self._believed("x-earlyhelp-refused-at") or ""
+        when = self._last_death.get("time") if self.made_by == BROKER else None
         if isinstance(when, datetime):
             return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).isoformat()
         return _text(when) if when is not None else ""
 
     @property
     def original_exchange(self) -> str | None:
-        if "x-earlyhelp-original-exchange" in self.headers:
-            return _text(self.headers["x-earlyhelp-original-exchange"])
-        death = self._first_death
-        return _text(death["exchange"]) if "exchange" in death else None
+        if self.made_by == ENGINE:
+            return self._believed("x-earlyhelp-original-exchange")
+        if self.made_by == BROKER:
+            return _INPUT_QUEUES[self._input_queue][0]  # the queue's own exchange, not the header's claim
+        return None
 
     @property
     def original_routing_key(self) -> str | None:
-        if "x-earlyhelp-original-routing-key" in self.headers:
-            return _text(self.headers["x-earlyhelp-original-routing-key"])
-        keys = self._first_death.get("routing-keys") or []
-        return _text(keys[0]) if keys else None
+        if self.made_by == ENGINE:
+            return self._believed("x-earlyhelp-original-routing-key")
+        if self.made_by == BROKER:
+            keys = self._last_death.get("routing-keys")
+            key = _text(keys[0]) if isinstance(keys, list) and keys else ""
+            return key if key.startswith(_INPUT_QUEUES[self._input_queue][1]) else None
+        return None
+
+    @property
+    def sent_by(self) -> str | None:
+        """The broker user that sent the original message, where it is known for certain."""
+        if self.made_by == ENGINE:
+            return self._believed("x-earlyhelp-original-user-id")
+        return self.user_id if self.made_by == BROKER else None
+
+    def replay_target(self) -> tuple[tuple[str, str] | None, str]:
+        """(exchange, routing key) to replay to, or None and why not."""
+        made_by, exchange, key = self.made_by, self.original_exchange, self.original_routing_key
+        if made_by == SENDER:
+            return None, ("not replayed: a copy made by a sender, not by the engine or the broker, so "
+                          "where it came from cannot be trusted (purge it once read)")
+        if exchange is None or key is None:
+            return None, "not replayed: its original exchange and routing key cannot be established"
+        if exchange not in REPLAY_EXCHANGES:
+            return None, (f"not replayed: replay sends only to {' or '.join(REPLAY_EXCHANGES)}, "
+                          f"and this copy names {exchange or '(the default exchange)'}")
+        return (exchange, key), ""
 
     def summary(self) -> dict:
+        engine = self.made_by == ENGINE
         return {"id": self.id, "refused_at": self.refused_at, "reason": self.reason,
                 "original_exchange": self.original_exchange, "original_routing_key": self.original_routing_key,
                 "message_id": self.properties.message_id, "bytes": len(self.body),
-                "truncated_from": self.headers.get("x-earlyhelp-truncated"),
-                "by": "broker" if self.from_broker else "engine"}
+                "truncated_from": self.headers.get("x-earlyhelp-truncated") if engine else None,
+                "by": self.made_by, "user_id": self.user_id, "sent_by": self.sent_by}
 
     def replay_properties(self) -> pika.BasicProperties:
         headers = {k: v for k, v in self.headers.items() if not str(k).lower().startswith(DIAGNOSTIC_PREFIXES)}
@@ -128,12 +221,13 @@ def plain_headers(headers: dict) -> dict:
 class DeadLetterQueue:
     """A session on earlyhelp.dead-letter: read (holding copies unacked), replay, remove, release."""
 
-    def __init__(self, broker_url: str) -> None:
-        params = pika.URLParameters(_pika_url(broker_url))
-        params.connection_attempts, params.socket_timeout = 1, 5
-        self.connection = pika.BlockingConnection(params)
+    def __init__(self, broker_url: str, engine_users: frozenset[str] | None = None) -> None:
+        self.connection = connect(broker_url)
         self.reading = self.connection.channel()
         self.publishing = None
+        # Whose copies are the engine's: the users named in the URL unless the operator connects as
+        # someone else and says who the engine is (EARLYHELP_ENGINE_USER).
+        self.engine_users = broker_users(broker_url) if engine_users is None else frozenset(engine_users)
 
     def __enter__(self) -> DeadLetterQueue:
         return self
@@ -147,29 +241,40 @@ class DeadLetterQueue:
         wanted = present if limit is None else min(present, limit)
         copies, seen = [], {}
         while len(copies) < wanted:
-            method, properties, body = self.reading.basic_get(DEAD_LETTER_QUEUE, auto_ack=False)
+            try:
+                method, properties, body = self.reading.basic_get(DEAD_LETTER_QUEUE, auto_ack=False)
+            except ChannelClosedByBroker as error:
+                raise AccessRefused(access_refused(error) or str(error)) from None
             if method is None:
                 break
             headers = dict(properties.headers or {})
             key = copy_key(body, properties.message_id, headers)
             seen[key] = seen.get(key, 0) + 1
             copy_id = key if seen[key] == 1 else f"{key}-{seen[key]}"
-            copies.append(DeadLetter(copy_id, method.delivery_tag, body, properties, headers))
+            copies.append(DeadLetter(copy_id, method.delivery_tag, body, properties, headers, self.engine_users))
         return copies
 
     def replay(self, copy: DeadLetter) -> str:
         """Republish with confirms and mandatory; ack (remove) the copy only once the broker confirmed it.
 
-        Returns "replayed", or why the copy was kept: "unroutable", "nacked", "no original destination".
+        Returns "replayed", or why the copy was kept (not replayed: no trusted destination; unroutable;
+        nacked). Raises AccessRefused if this broker user may not publish there (the copy is kept).
         """
-        exchange, key = copy.original_exchange, copy.original_routing_key
-        if exchange is None or key is None:
-            return "kept: no original exchange and routing key recorded"
+        target, why_not = copy.replay_target()
+        if target is None:
+            return why_not
+        exchange, key = target
         if self.publishing is None:
             self.publishing = self.connection.channel()
             self.publishing.confirm_delivery()
         try:
             self.publishing.basic_publish(exchange, key, copy.body, copy.replay_properties(), mandatory=True)
+        except ChannelClosedByBroker as error:
+            self.publishing = None
+            refused = access_refused(error)
+            if refused:
+                raise AccessRefused(refused) from None
+            raise
         except UnroutableError:
             return f"kept: unroutable (no queue bound to {exchange or '(default)'} with {key})"
         except NackError:

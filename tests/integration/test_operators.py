@@ -108,7 +108,7 @@ def test_queues_reads_unacked_and_rates_from_a_management_api_when_given(setting
 def test_dead_letters_list_show_replay_exactly_once(settings, engine, tap, upstream):
     # A triage for a case that does not exist yet is refused (unknown case_id) ...
     body = notification_body(notification_id="oakwood-2026-replay-1")
-    case_id = case_id_for("oakwood-2026-replay-1")
+    case_id = case_id_for("school", "oakwood-2026-replay-1")
     triage = command_body("triage", case_id, district="Dover")
     assert upstream.publish("earlyhelp.commands", "case.triage", encode(triage), message_id="staff-1").ok
     tap.wait_for(lambda e: e["event_type"] == "command.rejected")
@@ -154,7 +154,9 @@ def test_dead_letters_list_show_replay_exactly_once(settings, engine, tap, upstr
 
 
 def test_a_copy_that_cannot_be_routed_stays_in_the_dead_letter_queue(settings, upstream):
-    headers = {"x-earlyhelp-error": "test", "x-earlyhelp-original-exchange": "earlyhelp.events",
+    # Published as the engine's broker user (guest here), so its headers are believed; replay may go only
+    # to an input exchange, where no queue takes this key.
+    headers = {"x-earlyhelp-error": "test", "x-earlyhelp-original-exchange": "earlyhelp.notifications",
                "x-earlyhelp-original-routing-key": "nobody.listens.here", "x-earlyhelp-refused-at": "2026-11-01T00:00:00"}
     assert upstream.publish("", "earlyhelp.dead-letter", b"{}", message_id="m-1", headers=headers).ok
     [copy] = json.loads(run(settings, "dead-letters", "list", "--json").output)
@@ -196,7 +198,7 @@ def test_cases_lists_without_personal_data_and_case_shows_the_timeline(settings,
     for n, received in enumerate(["2026-09-01T09:00:00Z", "2026-11-20T09:00:00Z"]):
         body = notification_body(notification_id=f"oakwood-list-{n}", received_at=received)
         assert upstream.publish("earlyhelp.notifications", "notification.school", encode(body)).ok
-        ids.append(case_id_for(f"oakwood-list-{n}"))
+        ids.append(case_id_for("school", f"oakwood-list-{n}"))
     tap.wait_for(lambda e: e["event_type"] == "case.checked", count=2)
     triage = command_body("triage", ids[1], district="Dover", issued_at="2026-11-21T10:00:00Z",
                           actor={"id": "triage-07", "role": "triage_worker"})
