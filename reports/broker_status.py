@@ -92,13 +92,16 @@ def broker_urls(broker_url: str) -> list[str]:
 
 
 def connect(broker_url: str) -> pika.BlockingConnection:
-    """A pika connection to the first URL of the list that answers; AccessRefused if the broker refuses."""
+    """A pika connection to the first URL of the list that answers; AccessRefused if the broker refuses.
+    Its broker user is `connection.broker_user` (what RabbitMQ accepts as user_id on its publishes)."""
     last: Exception | None = None
     for url in broker_urls(broker_url):
         params = pika.URLParameters(_pika_url(url))
         params.connection_attempts, params.socket_timeout = 1, 5
         try:
-            return pika.BlockingConnection(params)
+            connection = pika.BlockingConnection(params)
+            connection.broker_user = getattr(params.credentials, "username", None)
+            return connection
         except Exception as error:  # noqa: BLE001 - sorted: a refusal is final, anything else tries the next URL
             refused = access_refused(error)
             if refused:

@@ -25,7 +25,9 @@ message's headers when it dead-letters it, e.g. on `expiration`):
 
 Replay republishes an engine or broker copy to its original exchange and routing key, only ever
 `earlyhelp.notifications` or `earlyhelp.commands` (never `earlyhelp.events`), with its properties but
-without the diagnostic headers, with publisher confirms and `mandatory`; only when the broker has
+without the diagnostic headers, and with the operator's own broker user as `user_id` (RabbitMQ accepts
+no other; under a senders file the engine holds the replay to the operator's entry), with publisher
+confirms and `mandatory`; only when the broker has
 confirmed it (routed, not returned, not nacked) is the copy acked and so removed from the dead-letter
 queue. If the process dies between the confirm and the ack, the copy stays and a second replay
 republishes it: the engine recognises the repeat by its notification_id / command_id (exact repeats
@@ -189,11 +191,13 @@ class DeadLetter:
                 "truncated_from": self.headers.get("x-earlyhelp-truncated") if engine else None,
                 "by": self.made_by, "user_id": self.user_id, "sent_by": self.sent_by}
 
-    def replay_properties(self) -> pika.BasicProperties:
+    def replay_properties(self, user_id: str | None = None) -> pika.BasicProperties:
+        """The copy's properties for its replay. `user_id` is the replaying operator's broker user: the
+        broker accepts no other, and the engine then holds the replay to that user's senders entry."""
         headers = {k: v for k, v in self.headers.items() if not str(k).lower().startswith(DIAGNOSTIC_PREFIXES)}
         kept = {name: getattr(self.properties, name) for name in _PROPERTY_NAMES
                 if getattr(self.properties, name, None) is not None}
-        return pika.BasicProperties(delivery_mode=2, headers=headers or None, **kept)
+        return pika.BasicProperties(delivery_mode=2, headers=headers or None, user_id=user_id, **kept)
 
 
 def _text(value) -> str:
@@ -268,7 +272,8 @@ class DeadLetterQueue:
             self.publishing = self.connection.channel()
             self.publishing.confirm_delivery()
         try:
-            self.publishing.basic_publish(exchange, key, copy.body, copy.replay_properties(), mandatory=True)
+            self.publishing.basic_publish(exchange, key, copy.body,
+                                          copy.replay_properties(self.connection.broker_user), mandatory=True)
         except ChannelClosedByBroker as error:
             self.publishing = None
             refused = access_refused(error)

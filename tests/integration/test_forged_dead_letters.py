@@ -121,6 +121,7 @@ def test_an_expired_forgery_is_the_brokers_copy_and_never_reaches_the_events_exc
         with channel_for(settings.broker_url) as channel:
             method, props, again = channel.basic_get("earlyhelp.engine.notifications", auto_ack=True)
         assert again == body and props.message_id == "forged-1"
+        assert props.user_id == "guest"  # the replaying operator, not the forger: the engine judges the operator
         assert not any(str(k).startswith(("x-earlyhelp-", "x-death")) for k in (props.headers or {}))
         assert [c["id"] for c in listed(settings)] == [second["id"]]
     finally:
