@@ -501,3 +501,103 @@ def test_open_does_not_change_the_notification(flow: CaseFlow) -> None:
     n = notification(child_voice=OMIT)
     flow.open(CASE_ID, n)
     assert n.model_dump(mode="json", exclude_none=True)["child"] == body["child"]
+
+
+# --- issue 11: requested paths, consent, school rules, order of commands ---------------------------
+
+def test_provide_information_may_set_only_the_paths_the_open_request_named(flow: CaseFlow) -> None:
+    from earlyhelp.schemas import MessageRefused
+
+    walker = Walker(flow)
+    walker.send("request_information", missing=["child_voice"])
+    assert walker.case.requested_paths == ["child_voice"]
+    before, details = snapshot(walker.case), walker.notification.model_dump()
+    cmd = command("provide_information", CASE_ID, fields={"child_voice": "ok", "referrer.contact_email": "x@evil.example"})
+    with pytest.raises(MessageRefused) as refused:
+        flow.apply(walker.case, cmd, walker.notification)
+    assert refused.value.errors == ["fields.referrer.contact_email: not requested"]
+    assert "referrer.contact_email" in refused.value.reason and "x@evil" not in refused.value.reason
+    assert snapshot(walker.case) == before and walker.notification.model_dump() == details
+    walker.send("provide_information", fields={"child_voice": "ok"})
+    assert walker.case.requested_paths is None  # the request is answered: nothing more may be provided
+
+
+def test_the_engines_own_request_names_the_paths_that_may_be_provided(flow: CaseFlow) -> None:
+    walker = Walker(flow, notification(referrer={"contact_email": OMIT, "contact_phone": OMIT}))
+    assert walker.case.requested_paths == ["referrer.contact_email", "referrer.contact_phone"]
+    walker.send("provide_information", fields={"referrer.contact_phone": "01622 111111"})
+    assert (walker.case.state, walker.case.requested_paths) == ("checked", None)
+
+
+def test_closing_forgets_the_open_request(flow: CaseFlow) -> None:
+    walker = Walker(flow, notification(child_voice=OMIT))
+    walker.send("close", reason="moved_away")
+    assert walker.case.requested_paths is None
+
+
+@pytest.mark.parametrize("state", ["received", "checked", "awaiting_information", "triaged", "allocated"])
+def test_record_consent_changes_consent_not_the_state(flow: CaseFlow, state: str) -> None:
+    walker = walker_in(flow, state)
+    version, return_state = walker.case.version, walker.case.return_state
+    [changed] = walker.send("record_consent", share_with_school=False, family_consent=True)
+    assert (changed.event_type, changed.state, changed.previous_state) == ("case.consent_changed", state, state)
+    assert changed.data == {"share_with_school": False, "family_consent": True}
+    assert changed.is_transition and changed.sequence == version + 1 == walker.case.version
+    assert (walker.case.state, walker.case.return_state, walker.case.share_with_school) == (state, return_state, False)
+    consent = walker.notification.consent
+    assert (consent.share_with_school, consent.family_consents) == (False, True)
+
+
+def test_record_consent_without_family_consent_keeps_what_was_recorded(flow: CaseFlow) -> None:
+    walker = Walker(flow)
+    [changed] = walker.send("record_consent", share_with_school=False)
+    assert changed.data == {"share_with_school": False, "family_consent": None}
+    assert walker.notification.consent.family_consents is True
+
+
+def test_after_consent_is_withdrawn_no_school_event_is_sent_and_given_again_they_resume(flow: CaseFlow) -> None:
+    walker = Walker(flow)
+    walker.send("triage")
+    assert [c.event_type for c in walker.send("allocate")] == ["case.allocated", "school.allocated"]
+    walker.send("record_consent", share_with_school=False)
+    walker.send("assess")
+    assert [c.event_type for c in walker.send("step_down")] == ["case.stepped_down"]
+    walker.send("record_consent", share_with_school=True)
+    assert [c.event_type for c in walker.send("close")] == ["case.closed", "school.closed"]
+
+
+def test_a_case_closed_before_allocation_tells_the_school_nothing(flow: CaseFlow) -> None:
+    walker = Walker(flow)
+    walker.send("triage")
+    assert [c.event_type for c in walker.send("close")] == ["case.closed"]
+
+
+def test_a_school_not_told_of_the_allocation_hears_nothing_later(flow: CaseFlow) -> None:
+    walker = Walker(flow, notification(consent={"share_with_school": False}))
+    walker.send("triage")
+    assert [c.event_type for c in walker.send("allocate")] == ["case.allocated"]
+    walker.send("record_consent", share_with_school=True)  # consent now, but the school never heard of the case
+    walker.send("assess")
+    assert [c.event_type for c in walker.send("step_down")] == ["case.stepped_down"]
+    assert [c.event_type for c in walker.send("close")] == ["case.closed"]
+
+
+def test_a_command_issued_before_the_cases_latest_change_is_out_of_order(flow: CaseFlow) -> None:
+    from earlyhelp.workflows.case_flow import CommandOutOfOrder
+
+    walker = Walker(flow)
+    assert walker.case.last_occurred_at == walker.notification.received_at  # the engine's checks
+    walker.send("triage", issued_at="2026-11-22T10:00:00Z")
+    before = snapshot(walker.case)
+    with pytest.raises(CommandOutOfOrder) as late:
+        flow.apply(walker.case, command("allocate", CASE_ID, issued_at="2001-01-01T00:00:00Z"), walker.notification)
+    assert late.value.last_occurred_at.isoformat() == "2026-11-22T10:00:00+00:00"
+    assert snapshot(walker.case) == before
+    walker.send("allocate", issued_at="2026-11-22T10:00:00Z")  # at the same moment is in order
+    assert walker.case.state == "allocated"
+
+
+def test_a_command_the_state_does_not_allow_is_refused_for_that_even_when_also_out_of_order(flow: CaseFlow) -> None:
+    walker = Walker(flow)
+    with pytest.raises(TransitionNotAllowed):
+        flow.apply(walker.case, command("allocate", CASE_ID, issued_at="2001-01-01T00:00:00Z"), walker.notification)
