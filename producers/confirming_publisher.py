@@ -107,8 +107,11 @@ class ConfirmingPublisher:
         return outcomes
 
     def _publish_chunk(self, chunk: list[Outgoing]) -> int:
-        # Read per chunk: after a failover kombu's connection holds the next URL's user.
-        user = self.connection.userid
+        # Read per chunk: after a failover kombu's connection holds the next URL's user. With EXTERNAL
+        # (certificate) login the broker user is the certificate's name, not the URL's: send none rather
+        # than a user_id the broker would refuse by closing the channel.
+        external = (self.connection.login_method or "").upper() == "EXTERNAL"
+        user = None if external else self.connection.userid
         user_id = {"user_id": user} if user else {}
         for m in chunk:
             msg = self.channel.prepare_message(
