@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh RabbitMQ vhost and fresh databases (SQLite and PostgreSQL) per test run.
+"""Shared fixtures: a fresh RabbitMQ vhost and fresh databases (SQLite and PostgreSQL) per test run,
+and the clock every test reads (tests/clock.py).
 
 The services are the real ones on this machine (README: "Tests"). Override their addresses with
 EARLYHELP_TEST_AMQP (no vhost) and EARLYHELP_TEST_POSTGRES (an admin URL to the `postgres` database).
@@ -16,6 +17,9 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import time_machine
+
+from tests import clock
 
 AMQP = os.environ.get("EARLYHELP_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 POSTGRES_ADMIN = os.environ.get("EARLYHELP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -25,6 +29,32 @@ RUN_ID = uuid.uuid4().hex[:8]
 def rabbitmqctl(*args: str) -> str:
     return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True,
                           timeout=120).stdout
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "today: runs at the session's today, its dates relative to it "
+                                       "(tests/clock.py), not at the fixed anchor")
+    today = os.environ.get(clock.TODAY_VARIABLE)
+    if today:  # the whole run, and every child it starts, as if today were this instant
+        config._earlyhelp_today = time_machine.travel(today, tick=True)
+        config._earlyhelp_today.start()
+
+
+def pytest_unconfigure(config):
+    traveller = getattr(config, "_earlyhelp_today", None)
+    if traveller is not None:
+        traveller.stop()
+
+
+@pytest.fixture(autouse=True)
+def test_clock(request):
+    """Tests that start the engine or the tools run at clock.ANCHOR, unless marked `today`."""
+    folder = request.node.path.parent.name
+    if folder not in clock.ANCHORED_FOLDERS or request.node.get_closest_marker("today"):
+        yield clock.now()
+        return
+    with time_machine.travel(clock.ANCHOR, tick=True):
+        yield clock.ANCHOR
 
 
 @pytest.fixture(scope="session")
@@ -216,10 +246,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def past(**delta) -> str:
-    return (datetime.now(timezone.utc) - timedelta(**delta)).isoformat()
 
 
 class DeadLetters:

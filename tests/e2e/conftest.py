@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.clock import child_env
+
 
 def earlyhelp_command() -> list[str]:
     script = Path(sys.executable).parent / "earlyhelp"
@@ -28,7 +30,7 @@ class ServeProcess:
 
     def start(self, wait_ready: bool = True) -> "ServeProcess":
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([*earlyhelp_command(), "serve"], env=self.env, stdout=self.log,
+        self.proc = subprocess.Popen([*earlyhelp_command(), "serve"], env=child_env(self.env), stdout=self.log,
                                      stderr=subprocess.STDOUT)
         if wait_ready:
             self.wait_for_log('"engine started"')

@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from tests.clock import child_env
 from tests.e2e.conftest import earlyhelp_command
 from tests.factories import notification_body
 
@@ -14,7 +15,7 @@ pytestmark = [pytest.mark.integration]
 
 def earlyhelp(env, *args, stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([*earlyhelp_command(), *args], input=stdin, capture_output=True, text=True,
-                          env=env, timeout=timeout)
+                          env=child_env(env), timeout=timeout)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -42,7 +43,7 @@ def test_command_sends_a_staff_command_and_watch_prints_the_events(serve, serve_
     assert earlyhelp(serve_env, "submit", "-", stdin=single).returncode == 0
     case_id = tap.wait_for(lambda e: e["event_type"] == "case.checked")[0]["case_id"]
     watcher = subprocess.Popen([*earlyhelp_command(), "watch", "case.triaged.#", "case.allocated.#",
-                                "--count", "2", "--timeout", "30"], env=serve_env, stdout=subprocess.PIPE,
+                                "--count", "2", "--timeout", "30"], env=child_env(serve_env), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     import time
     time.sleep(1.5)  # let watch bind its queue before the events are published

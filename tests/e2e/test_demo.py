@@ -6,13 +6,14 @@ import subprocess
 
 import pytest
 
+from tests.clock import child_env
 from tests.e2e.conftest import earlyhelp_command
 
 pytestmark = [pytest.mark.integration]
 
 
 def run_demo(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **(env_extra or {})}
+    env = child_env({**os.environ, **(env_extra or {})})
     return subprocess.run([*earlyhelp_command(), "demo", "--days", "10", "--per-day", "12", *args],
                           capture_output=True, text=True, timeout=300, env=env)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clock import child_env
 from tests.e2e.conftest import earlyhelp_command
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -68,11 +69,11 @@ def test_the_html_report_renders_its_charts_in_chromium(tmp_path):
     database = f"sqlite:///{tmp_path / 'demo.sqlite'}"
     # A realistic stream through the real engine (in one process, on kombu's memory transport).
     subprocess.run([*earlyhelp_command(), "demo", "--broker", "memory://", "--database", database, "--days", "21",
-                    "--per-day", "8"], check=True, capture_output=True, timeout=300)
+                    "--per-day", "8"], check=True, capture_output=True, timeout=300, env=child_env(dict(os.environ)))
     report = tmp_path / "report.html"
     subprocess.run([*earlyhelp_command(), "report", "--format", "html", "--output", str(report), "--from",
                     "2000-01-01"], check=True, capture_output=True, timeout=120,
-                   env={**os.environ, "EARLYHELP_DATABASE_URL": database})
+                   env=child_env({**os.environ, "EARLYHELP_DATABASE_URL": database}))
     html = report.read_text()
     assert "<script" not in html and "src=" not in html and "@import" not in html  # one file, nothing fetched
 

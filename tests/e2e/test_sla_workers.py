@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
+from tests.clock import ago
 from tests.factories import encode, notification_body
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.today]
 
 CASES = 40
 
@@ -16,7 +15,7 @@ CASES = 40
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_three_workers_raise_each_breach_once(serve, upstream, tap):
     workers = [serve() for _ in range(3)]
-    received_at = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat()
+    received_at = ago(days=3)
     for i in range(CASES):
         body = notification_body(notification_id=f"sla-workers-{i:03d}", priority=True, received_at=received_at)
         assert upstream.publish("earlyhelp.notifications", "notification.school", encode(body)).ok

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
+from tests.clock import ANCHOR
 from tests.factories import command_body, encode, notification_body
 
 pytestmark = pytest.mark.integration
 
-FUTURE = (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()
+# These tests run at the anchor (tests/clock.py), ticking: two hours after it stays ahead of their clock.
+FUTURE = (ANCHOR + timedelta(hours=2)).isoformat()
 
 BAD_NOTIFICATIONS = {
     "not JSON": b"{this is not json",

@@ -1,20 +1,18 @@
 """SLA clocks on the real broker and both databases: breaches are right, once, and not for waiting time."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from earlyhelp.persistence.database import make_engine
 from earlyhelp.persistence.tables import sla_clocks
+from tests.clock import ago, now
 from tests.factories import OMIT, command_body, encode, notification_body
 
-pytestmark = pytest.mark.integration
-
-
-def ago(**delta) -> str:
-    return (datetime.now(timezone.utc) - timedelta(**delta)).isoformat()
+# Every time here is relative to the test's today, so tests/test_any_date.py runs these under chosen dates.
+pytestmark = [pytest.mark.integration, pytest.mark.today]
 
 
 def publish_notification(upstream, **overrides) -> dict:
@@ -52,13 +50,15 @@ def test_a_standard_notification_received_three_days_ago_does_not_breach(engine,
         clock = conn.execute(select(sla_clocks)).one()
     engine_db.dispose()
     assert clock.stage == "triage" and clock.allowance_amount == 14 and clock.breached_at is None
-    assert abs((clock.due_at - (datetime.now(timezone.utc) + timedelta(days=11))).total_seconds()) < 120
+    assert abs((clock.due_at - (now() + timedelta(days=11))).total_seconds()) < 120
 
 
 def test_a_triage_decision_backdated_past_four_working_days_breaches_allocation(engine, tap, upstream):
-    publish_notification(upstream, notification_id="sla-alloc-1", received_at=ago(days=10))
+    # Fourteen days hold at least five working days whatever the date: the longest run of days off in
+    # England and Wales (Christmas with substitute days, beside two weekends) leaves six.
+    publish_notification(upstream, notification_id="sla-alloc-1", received_at=ago(days=15))
     case_id = tap.wait_for(lambda e: e["event_type"] == "case.checked")[0]["case_id"]
-    publish_command(upstream, "triage", case_id, issued_at=ago(days=9), district="Dover")
+    publish_command(upstream, "triage", case_id, issued_at=ago(days=14), district="Dover")
     breach = tap.wait_for(lambda e: e["event_type"] == "sla.breached.allocation", timeout=15)[0]
     assert breach["district"] == "Dover" and breach["state"] == "triaged"
     assert breach["data"]["allowance"] == {"amount": 4, "unit": "working_days"}
