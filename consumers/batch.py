@@ -22,16 +22,20 @@ from sqlalchemy.engine import Engine
 from earlyhelp import metrics
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.case_store import CaseStore, ConcurrencyConflict
+from earlyhelp.schemas import COMMANDS_EXCHANGE, MessageRefused
 from earlyhelp.workflows.case_flow import CaseFlow
 
 from .delivery import Delivery
 from .handlers import Batch, Handled, Parsed, handle, parse
-from .refusals import dead_letter_row
+from .refusals import dead_letter_row, minimal_dead_letter_row
 
 log = get_logger("earlyhelp.batch")
 
 MAX_RACE_RETRIES = 20
 ATTEMPTS_BEFORE_DEAD_LETTER = 3
+# The outcome of a delivery that could be neither handled nor dead-lettered: the runtime returns it to
+# the queue instead of acking it, and the queue's delivery limit dead-letters it (with x-death).
+UNSETTLED = "unsettled"
 
 
 def is_database_unavailable(error: BaseException) -> bool:
@@ -79,7 +83,7 @@ class BatchProcessor:
         """Handle and commit `deliveries`; returns once every one of them may be acked."""
         started = time.perf_counter()
         now = self.clock()
-        parsed = [parse(d, now, self.districts) for d in deliveries]
+        parsed = [self._parse(d, now) for d in deliveries]
         try:
             handled = self._commit(parsed)
         except _HandlingFault:
@@ -91,10 +95,23 @@ class BatchProcessor:
             if h.outcome == "repeat":
                 metrics.REPEATS.labels(p.input).inc()
             log.info("message handled", input=p.input, outcome=h.outcome, case_id=h.case_id,
-                     message_id=p.delivery.message_id, routing_key=p.delivery.routing_key,
+                     message_id=p.delivery.message_id, routing_key=p.delivery.printable_routing_key,
                      refusal=h.reason if h.outcome in ("refused", "conflict", "not_allowed") else None,
                      duration_ms=round((time.perf_counter() - started) * 1000, 3), batch=len(deliveries))
         return BatchResult(handled)
+
+    def _parse(self, delivery: Delivery, now: datetime) -> Parsed:
+        """parse() refuses bad input itself; anything it raises instead is a fault in the engine, and the
+        message is refused as unreadable rather than stop the batch (and the consume loop) for it."""
+        try:
+            return parse(delivery, now, self.districts)
+        except Exception as error:  # noqa: BLE001 - logged by type; the message is refused below
+            log.error("message could not be parsed", error=type(error).__name__, message_id=delivery.message_id,
+                      routing_key=delivery.printable_routing_key)
+            kind = "command" if delivery.exchange == COMMANDS_EXCHANGE else "notification"
+            return Parsed(delivery, kind, refusal=MessageRefused(
+                f"The engine could not read this {kind} ({type(error).__name__}); check it against the contract.",
+                [f"body: unreadable ({type(error).__name__})"], code="unreadable"))
 
     # -- the transaction, with retries by cause --------------------------------------------------
     def _commit(self, parsed: list[Parsed], now: datetime | None = None) -> list[Handled]:
@@ -137,26 +154,41 @@ class BatchProcessor:
                 last = fault.__cause__
                 metrics.RETRIES.labels("fault").inc()
                 log.warning("handling failed", attempt=attempt, error=type(last).__name__,
-                            message_id=parsed.delivery.message_id, routing_key=parsed.delivery.routing_key)
+                            message_id=parsed.delivery.message_id, routing_key=parsed.delivery.printable_routing_key)
         reason = (f"handling failed {ATTEMPTS_BEFORE_DEAD_LETTER} times ({type(last).__name__}); "
                   "the engine could not process this message")
         log.error("dead-lettering a message that kept failing", error=type(last).__name__, exc_info=last,
                   message_id=parsed.delivery.message_id)
-        self._dead_letter(parsed.delivery, reason)
+        if not self._dead_letter(parsed.delivery, reason):
+            return Handled(UNSETTLED, reason=reason)
         return Handled("failed", reason=reason)
 
-    def _dead_letter(self, delivery: Delivery, reason: str) -> None:
-        while True:
-            try:
-                with self.engine.begin() as conn:
-                    store = CaseStore(conn)
-                    store.add_outbox(dead_letter_row(delivery, reason, self.clock()))
-                    store.flush(self.clock())
-                return
-            except Exception as error:  # noqa: BLE001
-                if not is_database_unavailable(error) or self.should_stop():
-                    raise
-                self.sleep(1.0)
+    def _dead_letter(self, delivery: Delivery, reason: str) -> bool:
+        """Store a copy for earlyhelp.dead-letter; False when not even a minimal copy could be stored.
+
+        The full copy first; if the database refuses it for what it holds, a minimal copy (body, reason,
+        original exchange and key); if that fails too, the engine logs it and goes on, and the caller
+        leaves the delivery to the broker's delivery limit. Only an outage is waited out here.
+        """
+        for build in (dead_letter_row, minimal_dead_letter_row):
+            while True:
+                try:
+                    row = build(delivery, reason, self.clock())
+                    with self.engine.begin() as conn:
+                        store = CaseStore(conn)
+                        store.add_outbox(row)
+                        store.flush(self.clock())
+                    return True
+                except Exception as error:  # noqa: BLE001 - sorted by cause below
+                    if is_database_unavailable(error) and not self.should_stop():
+                        self.sleep(1.0)
+                        continue
+                    if is_database_unavailable(error):
+                        raise DatabaseUnavailable() from error
+                    log.error("dead-letter copy not stored", copy=build.__name__, error=type(error).__name__,
+                              message_id=delivery.message_id, routing_key=delivery.printable_routing_key)
+                    break
+        return False
 
 
 class _HandlingFault(Exception):

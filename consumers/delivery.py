@@ -4,6 +4,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+_ID_CHARS = 200
+
+
+def printable(value: object, limit: int = _ID_CHARS) -> str:
+    """`value` as plain printable text of at most `limit` characters, for logs, events and the tools.
+
+    Whatever a sender put there (NUL, a lone surrogate, a newline, an escape sequence, bytes) comes out
+    as a backslash escape, so writing it to a log, a terminal or a database cannot fail or forge a line.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("utf-8", "backslashreplace")
+    text = value if isinstance(value, str) else str(value)
+    text = text[:limit]
+    if text.isprintable():  # the common case, one pass in C (lone surrogates are not printable)
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)[:limit]
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
 
 @dataclass
 class Delivery:
@@ -18,8 +40,13 @@ class Delivery:
 
     @property
     def message_id(self) -> str | None:
+        """The sender's message_id for tracing, escaped to printable text (the raw one stays in properties)."""
         value = self.properties.get("message_id")
-        return str(value)[:200] if value is not None else None
+        return printable(value) if value is not None else None
+
+    @property
+    def printable_routing_key(self) -> str:
+        return printable(self.routing_key, 255)
 
     @property
     def user_id(self) -> str | None:

@@ -32,7 +32,8 @@ from earlyhelp.workflows.senders import load_senders
 from earlyhelp.workflows.sla_policy import load_policy
 from earlyhelp.workflows.sla_tracking import SlaTracker
 
-from .batch import BatchProcessor, DatabaseUnavailable, is_database_unavailable
+from . import tolerant_amqp
+from .batch import UNSETTLED, BatchProcessor, DatabaseUnavailable, is_database_unavailable
 from .delivery import Delivery
 from .sla_scanner import SlaScanner
 from .topology import INPUT_QUEUES, declare_topology
@@ -40,6 +41,11 @@ from .topology import INPUT_QUEUES, declare_topology
 log = get_logger("earlyhelp.engine")
 
 COLLECT_WAIT_S = 0.003  # once one delivery has come, how long to wait for more to fill a batch
+FAULT_PAUSE_S = 1.0  # after a batch failed in a way no message should cause, before taking the next
+
+# A message_id or routing key that is not UTF-8, or headers nested past the recursion limit, made py-amqp
+# raise out of drain_events and stop the engine (consumers/tolerant_amqp.py).
+tolerant_amqp.install()
 
 
 def utc_now() -> datetime:
@@ -155,7 +161,12 @@ class EngineRuntime:
                                       no_ack=False, auto_declare=False)
                              for name, queue in INPUT_QUEUES.items()]
                 for consumer in consumers:
-                    consumer.consume()
+                    # nowait: Consumer.consume() waits for consume-ok, and while it waits py-amqp hands over
+                    # every delivery the other queue sends (a full prefetch of large bodies at a start with
+                    # a backlog), past max_unacked_bytes. Without the wait, deliveries come only through
+                    # _collect, which keeps the budget.
+                    for queue in consumer.queues:
+                        consumer._basic_consume(queue, no_ack=False, nowait=True)
                 self._set_broker(True)
                 backoff = 0.2
                 while not self.stopping.is_set():
@@ -182,6 +193,13 @@ class EngineRuntime:
                             detail=str(error)[:200], retry_in_s=backoff)
                 self.stopping.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception as error:  # noqa: BLE001 - the consume loop never dies from one message
+                # What is held goes back to the broker with the connection; the queue's delivery limit
+                # dead-letters a message that keeps causing this.
+                self.pending.clear()
+                log.error("consume loop fault; reconnecting", error=type(error).__name__, retry_in_s=backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
             finally:
                 self._set_broker(False)
                 self._conn = None
@@ -192,38 +210,70 @@ class EngineRuntime:
 
     def _received(self, input_name: str, message) -> None:
         info = message.delivery_info
-        properties = {k: v for k, v in (message.properties or {}).items() if k != "application_headers"}
-        properties.setdefault("content_type", message.content_type)
-        properties.setdefault("content_encoding", message.content_encoding)
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+        body = message.body
+        body = bytes(body) if isinstance(body, (bytes, bytearray, memoryview)) else str(body).encode("utf-8", "replace")
+        try:
+            properties = {k: v for k, v in (message.properties or {}).items() if k != "application_headers"}
+            properties.setdefault("content_type", message.content_type)
+            properties.setdefault("content_encoding", message.content_encoding)
+            headers = dict(message.headers or {})
+        except Exception as error:  # noqa: BLE001 - a sender's odd properties must not stop the loop
+            log.warning("delivery properties unreadable; handled without them", error=type(error).__name__)
+            properties, headers = {}, {}
         self.pending.append(Delivery(
-            body=body, exchange=info.get("exchange", ""), routing_key=info.get("routing_key", ""),
-            properties=properties, headers=dict(message.headers or {}), delivery_tag=message.delivery_tag,
+            body=body, exchange=str(info.get("exchange", "")), routing_key=str(info.get("routing_key", "")),
+            properties=properties, headers=headers, delivery_tag=message.delivery_tag,
             redelivered=bool(info.get("redelivered")), handle=message))
 
     def _collect(self, conn: Connection, wait: float = 1.0) -> None:
-        """Wait up to `wait` for a first delivery, then a few ms more for others, up to one batch."""
-        limit = self.settings.batch_size
+        """Wait up to `wait` for a first delivery, then a few ms more for others, up to one batch, and
+        no further once the bodies held reach max_unacked_bytes.
+
+        RabbitMQ ignores basic.qos prefetch_size, so the byte bound is kept here: the broker sends up
+        to `prefetch` deliveries, but they wait in the socket until drained, one per drain_events. The
+        bodies held are at most the budget plus the last message taken (itself bounded by the broker's
+        max_message_size).
+        """
+        limit, budget = self.settings.batch_size, self.settings.max_unacked_bytes
         try:
             if not self.pending:
                 conn.drain_events(timeout=wait)
-            while len(self.pending) < limit:
+            held = sum(len(d.body) for d in self.pending)
+            while len(self.pending) < limit and held < budget:
+                before = len(self.pending)
                 conn.drain_events(timeout=COLLECT_WAIT_S)
+                held += sum(len(d.body) for d in self.pending[before:])
         except socket.timeout:
             pass
 
     def _handle_pending(self, channel) -> None:
         batch, self.pending = self.pending, []
-        self.processor.process(batch)  # commits before returning; raises DatabaseUnavailable only when stopping
-        self._ack(channel, batch)
+        try:
+            # Commits before returning; raises DatabaseUnavailable only when stopping.
+            handled = self.processor.process(batch).handled
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 - a fault no message should cause; the loop goes on
+            log.error("batch failed; its deliveries go back to the queue", error=type(error).__name__,
+                      batch=len(batch))
+            self._ack(channel, batch, returned=set(range(len(batch))))
+            self.stopping.wait(FAULT_PAUSE_S)
+            return
+        # A message neither handled nor dead-lettered goes back to the queue, whose delivery limit
+        # dead-letters it (with x-death) if it keeps failing; the others are acked.
+        self._ack(channel, batch, returned={i for i, h in enumerate(handled) if h.outcome == UNSETTLED})
         self.handled_total += len(batch)
         self.relay.wake.set()
 
-    def _ack(self, channel, batch: list[Delivery]) -> None:
-        if getattr(channel.connection.client.transport, "driver_type", "") == "amqp":
+    def _ack(self, channel, batch: list[Delivery], returned: set[int] = frozenset()) -> None:
+        amqp = getattr(channel.connection.client.transport, "driver_type", "") == "amqp"
+        if amqp and not returned:
             channel.basic_ack(max(d.delivery_tag for d in batch), multiple=True)  # one frame for the batch
-        else:
-            for delivery in batch:
+            return
+        for i, delivery in enumerate(batch):
+            if i in returned:
+                delivery.handle.reject(requeue=True)  # counts as a delivery attempt on a quorum queue
+            else:
                 delivery.handle.ack()
 
     # -- helpers ---------------------------------------------------------------------------------
