@@ -391,7 +391,7 @@ def notification_messages(prefix: str, count: int, start: int = 0):
 def case_ids_for(prefix: str, count: int, start: int = 0) -> list[str]:
     from earlyhelp.consumers.recording import case_id_for
 
-    return [case_id_for(f"{prefix}-{i:07d}") for i in range(start, start + count)]
+    return [case_id_for("school", f"{prefix}-{i:07d}") for i in range(start, start + count)]
 
 
 def triage_messages(prefix: str, case_ids: list[str]):

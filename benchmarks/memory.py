@@ -97,7 +97,7 @@ def _copy_chunk(conn, table, template, prefix, start, end, t_case, t_notificatio
     with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for i in range(start, end):
             notification_id = f"{prefix}-{i:07d}"
-            case_id = case_id_for(notification_id)
+            case_id = case_id_for("school", notification_id)
             news = [case_id, notification_id,
                     *(str(uuid.uuid5(uuid.NAMESPACE_OID, f"{case_id}/{e}")) for e in t_events)]
             for row, changes in zip(prepared, plan):

@@ -111,7 +111,7 @@ class Soak:
         notifications = self.send([("earlyhelp.notifications", "notification.school",
                                     encode(notification_body(notification_id=i)), i) for i in ids], self.args.pause)
         self.wait_events("case.checked", set(notifications.confirmed), "notification_id", 600)
-        cases = [case_id_for(i) for i in notifications.confirmed]
+        cases = [case_id_for("school", i) for i in notifications.confirmed]
         commands = {"notification": notifications}
         for name, fields, after in (("triage", {"district": "Maidstone"}, "case.triaged"),
                                     ("allocate", {}, "case.allocated")):

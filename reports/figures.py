@@ -15,6 +15,8 @@ Definitions (docs/operating.md repeats them for the people who read the report):
   not yet due are counted as in progress, outside the percentage. Due times come from the same clock
   arithmetic the engine uses (workflows/sla_clock.py), so time awaiting information does not count.
 - Cases closed as `duplicate` (opened in error) are left out of the timeliness and stage-time figures.
+- A change was recorded late when the engine recorded it more than 24 hours after it happened (its event
+  carries data.recorded_late_hours); counted among the changes that happened in the period.
 - Time in stage is working time between start and stop, less time awaiting information, in working days.
   The median is the middle value (the mean of the two middle ones for an even count); the 90th
   percentile is the nearest-rank value (the ceil(0.9 n)-th smallest).
@@ -49,6 +51,7 @@ AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
     ("0-2 days", 0, 2), ("3-7 days", 3, 7), ("8-14 days", 8, 14), ("15-28 days", 15, 28), ("over 28 days", 29, None),
 )
 PAUSE_EVENT, RESUME_EVENT = "case.information_requested", "case.information_provided"
+RECORDED_LATE_AFTER = timedelta(hours=24)  # as the engine marks it (consumers/recording.py)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,21 @@ class HistoryRow:
     occurred_at: datetime
     recorded_at: datetime | None = None
     data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LateChange:
+    """A change recorded more than 24 hours after it happened, with the case's district for the filter."""
+
+    case_id: str
+    event_type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    district: str | None = None
+
+    @property
+    def district_name(self) -> str:
+        return self.district or UNASSIGNED
 
 
 @dataclass(frozen=True)
@@ -307,6 +325,13 @@ def timeliness(measures: list[StageMeasure], as_of: datetime, policy: SlaPolicy,
     return {"stages": stages, "by_district": per_district}
 
 
+def recorded_late(changes: list[LateChange], period: Period) -> dict:
+    """How many changes that happened in the period were recorded more than 24 hours later, by event type."""
+    late = [c for c in changes if period.contains(c.occurred_at) and c.recorded_at - c.occurred_at > RECORDED_LATE_AFTER]
+    by_type = Counter(c.event_type for c in late)
+    return {"total": len(late), "by_event_type": dict(sorted(by_type.items()))}
+
+
 def unallocated_by_age(cases: list[CaseRow], as_of: datetime) -> dict:
     """Open cases not yet allocated, by calendar days since received_at (London dates)."""
     today = local_date(as_of)
@@ -324,19 +349,21 @@ def unallocated_by_age(cases: list[CaseRow], as_of: datetime) -> dict:
 def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[CaseRow],
                  history: dict[str, list[HistoryRow]], previous_cases: list[CaseRow] | None,
                  open_cases: list[CaseRow], policy: SlaPolicy, districts: list[str], as_of: datetime,
-                 district: str | None = None) -> dict:
+                 district: str | None = None, late_changes: list[LateChange] | None = None) -> dict:
     """Everything the report shows, as plain data (the json format is exactly this).
 
     `cases`: cases received in the period; `stage_cases`: cases with a stage that may have started in
     the period, and `history` their transitions (case_id -> rows); `previous_cases`: cases received in
     the same period a year earlier, or None when the data does not reach back that far; `open_cases`:
-    the cases open and not yet allocated at `as_of`.
+    the cases open and not yet allocated at `as_of`; `late_changes`: changes recorded more than 24 hours
+    after they happened (at least those that happened in the period).
     """
+    late_changes = late_changes or []
     if district:
         def only(rows):
             return None if rows is None else [c for c in rows if c.district_name == district]
-        cases, stage_cases, previous_cases, open_cases = (only(cases), only(stage_cases), only(previous_cases),
-                                                          only(open_cases))
+        cases, stage_cases, previous_cases, open_cases, late_changes = (
+            only(cases), only(stage_cases), only(previous_cases), only(open_cases), only(late_changes))
     calendar = policy.make_calendar()
     measures = [m for case in stage_cases
                 if not _closed_as_duplicate(history.get(case.case_id, []))
@@ -355,6 +382,7 @@ def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[Case
         "step_downs": step_downs_per_week(cases, period),
         "timeliness": timeliness(measures, as_of, policy, shown_districts),
         "unallocated": unallocated_by_age(open_cases, as_of),
+        "recorded_late": recorded_late(late_changes, period),
     }
 
 

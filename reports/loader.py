@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from datetime import timedelta
+
+from sqlalchemy import and_, func, or_, select
 
 from earlyhelp.persistence.tables import case_history, cases
 from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
 
-from .figures import UNALLOCATED_STATES, CaseRow, HistoryRow, Period, build_report
+from .figures import RECORDED_LATE_AFTER, UNALLOCATED_STATES, CaseRow, HistoryRow, LateChange, Period, build_report
 
 def _case_query():
     return select(cases.c.case_id, cases.c.kind, cases.c.source, cases.c.priority, cases.c.state,
@@ -63,6 +65,21 @@ def history_of(conn, case_ids: list[str]) -> dict[str, list[HistoryRow]]:
     return history
 
 
+def late_changes(conn, period: Period) -> list[LateChange]:
+    """Changes that happened in the period and were recorded more than 24 hours later (figures.recorded_late
+    applies the rule again; the database only keeps the rows read few)."""
+    if conn.dialect.name == "sqlite":
+        late = func.julianday(case_history.c.recorded_at) - func.julianday(case_history.c.occurred_at) > \
+            RECORDED_LATE_AFTER / timedelta(days=1)
+    else:
+        late = case_history.c.recorded_at - case_history.c.occurred_at > RECORDED_LATE_AFTER
+    query = (select(case_history.c.case_id, case_history.c.event_type, case_history.c.occurred_at,
+                    case_history.c.recorded_at, cases.c.district)
+             .join(cases, cases.c.case_id == case_history.c.case_id)
+             .where(case_history.c.occurred_at >= period.start, case_history.c.occurred_at < period.end, late))
+    return [LateChange(r.case_id, r.event_type, r.occurred_at, r.recorded_at, r.district) for r in conn.execute(query)]
+
+
 def open_unallocated(conn) -> list[CaseRow]:
     return [_case_row(r) for r in conn.execute(_case_query().where(cases.c.state.in_(UNALLOCATED_STATES)))]
 
@@ -78,6 +95,7 @@ def load_report(engine, period: Period, policy: SlaPolicy, districts: list[str],
         previous = cases_received(conn, before) if earliest is not None and earliest < before.end else None
         stage_cases, history = stage_cases_and_history(conn, period, policy)
         open_cases = open_unallocated(conn)
+        late = late_changes(conn, period)
     return build_report(period=period, cases=received, stage_cases=stage_cases, history=history,
                         previous_cases=previous, open_cases=open_cases, policy=policy, districts=districts,
-                        as_of=as_of, district=district)
+                        as_of=as_of, district=district, late_changes=late)

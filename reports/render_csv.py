@@ -61,6 +61,10 @@ def rows(report: dict):
             yield "timeliness_by_district", f"{row['district']}/{row['stage']}", key, row[key]
     for band in report["unallocated"]["bands"]:
         yield "unallocated_by_age", band["age"], "count", band["count"]
+    late = report.get("recorded_late") or {"total": 0, "by_event_type": {}}
+    yield "recorded_late", "all", "count", late["total"]
+    for event_type, count in late["by_event_type"].items():
+        yield "recorded_late", event_type, "count", count
 
 
 def render(report: dict) -> str:

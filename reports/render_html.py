@@ -19,7 +19,7 @@ header { background:var(--brand); color:#fff; padding:28px 40px 22px; }
 header h1 { margin:0 0 4px; font-size:26px; font-weight:650; }
 header p { margin:0; opacity:.9; }
 main { max-width:1180px; margin:0 auto; padding:24px 32px 40px; }
-.tiles { display:grid; grid-template-columns:repeat(4,1fr); gap:16px; margin-bottom:22px; }
+.tiles { display:grid; grid-template-columns:repeat(5,1fr); gap:16px; margin-bottom:22px; }
 .tile { background:#fff; border-radius:10px; padding:16px 18px; box-shadow:0 1px 3px rgba(0,0,0,.08); }
 .tile .value { font-size:30px; font-weight:700; color:var(--brand); }
 .tile .label { color:var(--muted); font-size:13px; }
@@ -72,6 +72,8 @@ def render(report: dict) -> str:
               f"{on_time[0]['on_time']} of {on_time[0]['measured']} measured" if on_time else "nothing measured"),
         _tile(str(un["total"]), "open cases not yet allocated",
               f"oldest {un['oldest_days']} days" if un["oldest_days"] is not None else "none waiting"),
+        _tile(str(report.get("recorded_late", {}).get("total", 0)), "changes recorded late",
+              "recorded more than 24 hours after they happened"),
     ])
     sections = [
         _sources(report["by_source"]), _districts(report["by_district"]), _step_downs(steps),

@@ -55,6 +55,10 @@ def render(report: dict) -> str:
     un = report["unallocated"]
     out += ["", f"Open unallocated cases at {un['as_of'][:16]}: {un['total']}"]
     out += _table(["age", "cases"], [[b["age"], b["count"]] for b in un["bands"]])
+    late = report.get("recorded_late") or {"total": 0, "by_event_type": {}}
+    out += ["", f"Changes recorded more than 24 hours after they happened: {late['total']}"]
+    if late["by_event_type"]:
+        out += _table(["change", "recorded late"], [[t, n] for t, n in late["by_event_type"].items()])
     return "\n".join(out) + "\n"
 
 

@@ -27,7 +27,7 @@ class Action:
 
 
 def plan(rng: random.Random, referral: Referral) -> list[Action]:
-    case_id, at = case_id_for(referral.notification_id), referral.received_at
+    case_id, at = case_id_for(referral.source, referral.notification_id), referral.received_at
     triage_team = {"id": f"triage-{rng.randint(1, 6)}", "role": "triage"}
     actions: list[Action] = []
 

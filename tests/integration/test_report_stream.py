@@ -100,6 +100,9 @@ def expected_report():
             "triage_days": triage_days, "allocation_days": allocation_days}
 
 
+SOURCES_OF = {ident: source for ident, source, *_ in STREAM}
+
+
 def test_report_over_a_known_stream(settings, engine, tap, upstream, tmp_path):
     for ident, source, kind, received, priority, extra in STREAM:
         body = notification_body(notification_id=f"stream-{ident}", kind=kind, received_at=received, priority=priority,
@@ -107,11 +110,11 @@ def test_report_over_a_known_stream(settings, engine, tap, upstream, tmp_path):
         assert upstream.publish("earlyhelp.notifications", f"notification.{source}", encode(body)).ok
     tap.wait_for(lambda e: e["event_type"] == "case.checked", count=len(STREAM))
     for ident, (issued, district) in TRIAGES.items():
-        command = command_body("triage", case_id_for(f"stream-{ident}"), district=district, issued_at=issued)
+        command = command_body("triage", case_id_for(SOURCES_OF[ident], f"stream-{ident}"), district=district, issued_at=issued)
         assert upstream.publish("earlyhelp.commands", "case.triage", encode(command)).ok
     tap.wait_for(lambda e: e["event_type"] == "case.triaged", count=len(TRIAGES))
     for ident, issued in ALLOCATIONS.items():
-        command = command_body("allocate", case_id_for(f"stream-{ident}"), issued_at=issued)
+        command = command_body("allocate", case_id_for(SOURCES_OF[ident], f"stream-{ident}"), issued_at=issued)
         assert upstream.publish("earlyhelp.commands", "case.allocate", encode(command)).ok
     tap.wait_for(lambda e: e["event_type"] == "case.allocated", count=len(ALLOCATIONS))
 

@@ -10,7 +10,8 @@ import pytest
 
 from earlyhelp.reports import render
 from earlyhelp.reports.figures import (
-    CaseRow, HistoryRow, Period, build_report, by_source, percentile_90, stage_measures, step_downs_per_week,
+    CaseRow, HistoryRow, LateChange, Period, build_report, by_source, percentile_90, recorded_late, stage_measures,
+    step_downs_per_week,
 )
 from earlyhelp.workflows.sla_policy import load_policy
 
@@ -124,3 +125,20 @@ def test_every_format_renders_the_same_total(fmt):
         assert out.startswith("<!DOCTYPE html>") and "<script" not in out and "http://" not in out.replace(
             'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in out
         assert out.count('class="bar"') >= 5
+
+
+def test_changes_recorded_more_than_24_hours_after_they_happened_are_counted_by_type():
+    rows = [LateChange("c1", "case.allocated", at(3), at(5), "Dover"),            # 48 h late
+            LateChange("c2", "case.allocated", at(3), at(4, 9)),                  # exactly 24 h: on time
+            LateChange("c3", "case.closed", at(10), at(12, 10), "Maidstone"),     # 49 h late
+            LateChange("c4", "case.closed", at(31, month=8), at(5))]              # happened before the period
+    assert recorded_late(rows, SEPTEMBER) == {"total": 2, "by_event_type": {"case.allocated": 1, "case.closed": 1}}
+    report = build_report(period=SEPTEMBER, cases=[], stage_cases=[], history={}, previous_cases=None, open_cases=[],
+                          policy=POLICY, districts=["Dover", "Maidstone"], as_of=AS_OF, late_changes=rows)
+    assert report["recorded_late"]["total"] == 2
+    assert "Changes recorded more than 24 hours after they happened: 2" in render(report, "text")
+    assert ["recorded_late", "all", "count", "2"] in list(csv.reader(io.StringIO(render(report, "csv"))))
+    assert "changes recorded late" in render(report, "html")
+    dover = build_report(period=SEPTEMBER, cases=[], stage_cases=[], history={}, previous_cases=None, open_cases=[],
+                         policy=POLICY, districts=["Dover"], as_of=AS_OF, district="Dover", late_changes=rows)
+    assert dover["recorded_late"] == {"total": 1, "by_event_type": {"case.allocated": 1}}
