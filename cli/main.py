@@ -71,16 +71,18 @@ def migrate(settings, revision: str) -> None:
 @cli.command()
 @click.option("--check", is_flag=True, help="Exit 1 if the committed files differ from the code.")
 def schemas(check: bool) -> None:
-    """Write the JSON Schemas and the AsyncAPI document generated from the message models."""
-    from earlyhelp.schemas import generate
+    """Write the JSON Schemas, the AsyncAPI document and docs/contract.md's tables from the message models."""
+    from earlyhelp.schemas import contract_doc, generate
 
+    # docs/ is beside the source in a checkout, not in an installed wheel: the page is a developer's job.
+    page = contract_doc.CONTRACT_PAGE if contract_doc.CONTRACT_PAGE.exists() else None
     if check:
-        drifted = generate.drifted()
+        drifted = generate.drifted() + (["docs/contract.md"] if page and contract_doc.drifted(page) else [])
         if drifted:
-            raise click.ClickException("generated schema files differ from the code: " + ", ".join(drifted))
+            raise click.ClickException("generated files differ from the code: " + ", ".join(drifted))
         click.echo("schema files match the code")
         return
-    for path in generate.write_all():
+    for path in [*generate.write_all(), *([contract_doc.write(page)] if page else [])]:
         click.echo(str(path))
 
 
