@@ -97,10 +97,12 @@ def diagram() -> None:
 def _register_client_commands() -> None:
     from . import clients, operators
     from .demo import demo
+    from .queue_limits import queue_limits
 
     for command in clients.COMMANDS + operators.COMMANDS:
         cli.add_command(command)
     cli.add_command(demo)
+    cli.add_command(queue_limits)
 
 
 _register_client_commands()
