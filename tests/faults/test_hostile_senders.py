@@ -206,3 +206,32 @@ def test_the_worker_takes_no_more_than_its_byte_budget_into_a_batch(monkeypatch,
         assert sum(sizes[:-1]) < budget, "draining stopped once the budget was reached"
         assert sum(sizes) <= budget + max(sizes)
     assert max(len(b) for b in held) <= 2
+
+
+def test_a_mib_of_unknown_keys_is_refused_with_a_rejection_event_and_a_copy(start_engine, settings, upstream,
+                                                                             collector, dead_letters):
+    """It once took ~42 s and then published no rejection at all (its reason listed every path)."""
+    import time
+    from datetime import datetime, timezone
+
+    from earlyhelp.schemas import MessageRefused, parse_notification
+
+    body = encode({**notification_body(notification_id="many-keys"), **{f"k{i}": 1 for i in range(80_000)}})
+    assert len(body) <= 1024 * 1024
+    started = time.perf_counter()
+    with pytest.raises(MessageRefused):
+        parse_notification(body, "notification.school", now=datetime.now(timezone.utc))
+    print(f"1 MiB of 80,000 unknown keys parsed and refused in {(time.perf_counter() - started) * 1000:.0f} ms")
+    assert time.perf_counter() - started < 1.0
+
+    running = start_engine()
+    publish_pika(settings.broker_url, body, message_id="many-keys", content_type="application/json")
+    assert upstream.publish("earlyhelp.notifications", "notification.school",
+                            encode(notification_body(notification_id="after-many-keys"))).ok
+    rejected = collector.wait_for(lambda e: e["event_type"] == "notification.rejected"
+                                  and e.get("message_id") == "many-keys", timeout=30)[0]
+    assert len(rejected["reason"]) <= 2000 and 0 < len(rejected["errors"]) <= 21
+    assert rejected["notification_id"] == "many-keys"
+    collector.wait_for(lambda e: e["event_type"] == "case.checked" and e["notification_id"] == "after-many-keys")
+    (copy, _props), = dead_letters.take(1)
+    assert copy == body and running.thread.is_alive()
