@@ -46,7 +46,7 @@ def event_id_for(case_id: str, sequence: int, event_type: str) -> str:
 
 
 def case_event(case: Case, change: Change, recorded_at: datetime, event_id: str | None = None) -> dict:
-    """The contract's envelope for a case, SLA or school event (CONTRACT.md, "Events")."""
+    """The contract's envelope for a case, SLA or school event (docs/contract.md, "Events")."""
     event = {
         "schema_version": 1,
         "event_id": event_id or event_id_for(case.case_id, change.sequence, change.event_type),

@@ -2,7 +2,7 @@
 
 The engine handles a batch of deliveries in one transaction; this store reads every case and
 processed id the batch needs with one query each and writes all new rows with executemany, so a
-batch costs a handful of round trips, not several per message (ENGINEERING.md).
+batch costs a handful of round trips, not several per message (docs/engineering.md).
 """
 from __future__ import annotations
 

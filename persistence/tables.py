@@ -65,7 +65,7 @@ cases = Table(
     Column("school_urn", String(6)),
     Column("share_with_school", Boolean, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
-    # Statistics that must outlive the erasure of case_details (missing-child splits, DOMAIN.md).
+    # Statistics that must outlive the erasure of case_details (missing-child splits, docs/domain.md).
     Column("social_care_status", String(16)),
     Column("placed_by_other_authority", Boolean),
     Column("opened_at", UtcDateTime, nullable=False),

@@ -2,7 +2,7 @@
 
 kombu's `confirm_publish` waits for each confirm in turn (~1,500 msg/s here); putting the py-amqp
 channel in confirm mode and gathering its basic.ack / basic.nack / basic.return events per batch
-goes about ten times faster (ENGINEERING.md). On kombu's memory:// transport there are no confirms
+goes about ten times faster (docs/engineering.md). On kombu's memory:// transport there are no confirms
 or returns: messages are reported confirmed as soon as they are handed over, and the engine says so.
 
 A broker short of memory or disk blocks publishers (connection.blocked) and stops reading their
@@ -14,7 +14,7 @@ and the confirms of what was sent are awaited for as long as the block lasts.
 Every message goes out with the AMQP `user_id` of the engine's broker user (the connection's user,
 which RabbitMQ checks against the login): it is how `earlyhelp dead-letters` tells the engine's own
 dead-letter copies from a sender's forgery, since anyone can set `x-earlyhelp-*` headers and the broker
-keeps them when it dead-letters an expired message (CONTRACT.md, "Refusals and the dead-letter queue").
+keeps them when it dead-letters an expired message (docs/contract.md, "Refusals and the dead-letter queue").
 memory:// has no broker users, so no user_id there.
 """
 from __future__ import annotations

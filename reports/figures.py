@@ -1,6 +1,6 @@
 """The managers' figures, computed as pure functions over plain rows (no database, no clock reads).
 
-What the 2014 briefing reports, per period and per district (DOMAIN.md, "What managers report"):
+What the 2014 briefing reports, per period and per district (docs/domain.md, "What managers report"):
 notifications and the change on the same period last year, the share from each source in the
 service's own groups, the kinds (missing children and their splits), step-downs from social care per
 week, timeliness against each SLA stage, time spent in each stage, and open unallocated cases by age.

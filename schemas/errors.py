@@ -12,7 +12,7 @@ _MAX_LOC_PART = 64
 # Inputs shorter than this are not searched for in messages: "1" or "a" would match
 # harmless text such as "at least 1 character".
 _MIN_ECHO_LEN = 4
-# The contract's bounds on a refusal (CONTRACT.md, "Refusals and the dead-letter queue"): a sender can
+# The contract's bounds on a refusal (docs/contract.md, "Refusals and the dead-letter queue"): a sender can
 # make a body fail in 80,000 places, and the rejection event must still be small enough to publish.
 MAX_REASON_CHARS = 2000
 MAX_ERRORS = 20

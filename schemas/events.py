@@ -227,7 +227,7 @@ class SlaEnvelope(CaseEnvelope):
         return self
 
 
-# The rejection's `code`: one word for the kind of refusal (CONTRACT.md, "Version 1.1 additions").
+# The rejection's `code`: one word for the kind of refusal (docs/contract.md, "Version 1.1 additions").
 RejectionCode = Literal["invalid", "conflict", "unknown_sender", "not_permitted", "not_allowed_in_state",
                         "time_out_of_order"]
 REJECTION_CODES: tuple[str, ...] = get_args(RejectionCode)

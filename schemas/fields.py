@@ -41,7 +41,7 @@ PROVIDABLE_FIELDS: dict[str, Any] = {
 }
 KNOWN_FIELD_PATHS: frozenset[str] = frozenset(PROVIDABLE_FIELDS)
 # Consent is not a detail to ask for or provide: it changes only through record_consent, the one
-# command a sender's entry can be allowed or refused (CONTRACT.md, "Senders and what each may do").
+# command a sender's entry can be allowed or refused (docs/contract.md, "Senders and what each may do").
 CONSENT_PREFIX = "consent."
 CONSENT_PATHS = ("consent.family_consents", "consent.share_with_school")
 CONSENT_ONLY_BY_RECORD_CONSENT = "Consent changes only through the record_consent command"

@@ -39,7 +39,7 @@ class _Omit:
 OMIT: Any = _Omit()
 """Use as a value to leave that key out of the body."""
 
-# The contract's example notification (CONTRACT.md, "Notification").
+# The contract's example notification (docs/contract.md, "Notification").
 EXAMPLE_NOTIFICATION: dict[str, Any] = {
     "schema_version": 1,
     "notification_id": "oakwood-2026-000457",
@@ -68,7 +68,7 @@ EXAMPLE_NOTIFICATION: dict[str, Any] = {
     "consent": {"family_consents": True, "share_with_school": True},
 }
 
-# A valid value for each command's own fields (CONTRACT.md, "Commands").
+# A valid value for each command's own fields (docs/contract.md, "Commands").
 DEFAULT_COMMAND_FIELDS: dict[str, dict[str, Any]] = {
     "check": {"outcome": "sufficient"},
     "request_information": {"missing": ["child_voice"]},

@@ -106,7 +106,7 @@ class CaseFlow:
         return case, self._follow_clocks(case, changes)
 
     def _run_checks(self, case: Case, verdict, at: datetime, cause: str, actor: dict | None = None) -> list[Change]:
-        """The engine's own move after (re)checking a case in `received` (CONTRACT.md, "The engine's checks")."""
+        """The engine's own move after (re)checking a case in `received` (docs/contract.md, "The engine's checks")."""
         if verdict.needs_review:
             return []  # a person decides: `check` to accept, or `close`
         if verdict.missing:

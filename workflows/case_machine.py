@@ -1,7 +1,7 @@
 """The case state machine: one shared `transitions` Machine for every case in the process.
 
 Building a Machine per case costs ~0.4 ms, add_model/remove_model on a shared one ~0.06 ms
-(ENGINEERING.md); triggering the shared Machine's event with the case as its model costs less still,
+(docs/engineering.md); triggering the shared Machine's event with the case as its model costs less still,
 so the engine keeps exactly one Machine per process and never binds methods onto cases.
 """
 from __future__ import annotations

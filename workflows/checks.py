@@ -1,6 +1,6 @@
 """The engine's own checks on a notification: is it sufficient, and does it need a person's judgement?
 
-CONTRACT.md, "The engine's checks": missing information sends the case to awaiting_information with
+docs/contract.md, "The engine's checks": missing information sends the case to awaiting_information with
 the field paths named; a child aged 19 or over, or a request for support without the family's consent,
 keeps the case in `received` for a person to decide.
 """

@@ -1,4 +1,4 @@
-"""Which broker user may send what: the senders policy (EARLYHELP_SENDERS, CONTRACT.md "Senders and what each may do").
+"""Which broker user may send what: the senders policy (EARLYHELP_SENDERS, docs/contract.md "Senders and what each may do").
 
 RabbitMQ checks a message's AMQP `user_id` against the connection's user, so it names the sender for
 certain; the command's `actor` is only the sender's claim. The policy holds each message to its

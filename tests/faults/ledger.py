@@ -126,7 +126,9 @@ def tally(database_url: str, confirmed_notification_ids: list[str], sent: int, e
                    cases=len(case_rows), transitions=len(history), outbox_pending=pending)
     per_notification = Counter(r.notification_id for r in case_rows)
     result.lost += [n for n in confirmed_notification_ids if n not in per_notification]
-    result.lost += [c for c in confirmed_command_ids if f"command:{c}" not in processed]
+    # A command's key is in its sender's namespace (command:<user>:<id>) or the shared one (command:<id>).
+    processed_commands = {key.rsplit(":", 1)[-1] for key in processed if key.startswith("command:")}
+    result.lost += [c for c in confirmed_command_ids if c not in processed_commands]
     result.duplicated += [n for n, k in per_notification.items() if k > 1]
     # A transition is one (case, sequence); a command or notification causes at most one per case.
     per_step = Counter((r.case_id, r.sequence) for r in history)

@@ -1,4 +1,4 @@
-"""The case state machine against the contract's command table (CONTRACT.md, "Commands").
+"""The case state machine against the contract's command table (docs/contract.md, "Commands").
 
 The table below is written from the contract, not imported from the code, so a change to the machine
 that breaks the contract fails here.
@@ -23,7 +23,7 @@ CONTRACT_STATES = (
 OPEN = tuple(s for s in CONTRACT_STATES if s != "closed")
 INTERRUPTIBLE = ("received", "checked", "triaged")
 RETURNS = "the state it came from"
-UNCHANGED = "unchanged"  # CONTRACT.md, "Commands added": record_consent leaves the state as it is
+UNCHANGED = "unchanged"  # docs/contract.md, "Commands added": record_consent leaves the state as it is
 
 # command -> (the states it is allowed from, the state it leads to)
 CONTRACT_TABLE: dict[str, tuple[tuple[str, ...], str]] = {

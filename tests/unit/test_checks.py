@@ -1,4 +1,4 @@
-"""The engine's own checks on a notification (CONTRACT.md, "The engine's checks")."""
+"""The engine's own checks on a notification (docs/contract.md, "The engine's checks")."""
 
 from __future__ import annotations
 

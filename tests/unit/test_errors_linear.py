@@ -1,6 +1,6 @@
 """Refusing a hostile 1 MiB body is fast and its refusal stays within the contract's bounds.
 
-CONTRACT.md, "Refusals and the dead-letter queue": `reason` at most 2,000 characters, `errors` at most
+docs/contract.md, "Refusals and the dead-letter queue": `reason` at most 2,000 characters, `errors` at most
 20 entries then one "and N more", errors found in time linear in the body's size. Timings are taken
 with perf_counter around the parse function alone, so a slow machine's set-up does not count.
 """

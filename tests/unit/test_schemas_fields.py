@@ -34,7 +34,7 @@ def test_known_field_paths_include_the_contract_list():
         "referrer.contact_name", "referrer.contact_email", "referrer.contact_phone", "referrer.school_urn",
         "child.postcode", "child.school_urn", "child.nhs_number", "child.upn", "child.date_of_birth",
     } <= KNOWN_FIELD_PATHS
-    # Consent changes only through record_consent (CONTRACT.md, "Version 1.1 additions").
+    # Consent changes only through record_consent (docs/contract.md, "Version 1.1 additions").
     assert not {p for p in KNOWN_FIELD_PATHS if p.startswith("consent.")}
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from earlyhelp.workflows.senders import SenderRefused, SendersError, load_senders, senders_from_text
 
-# CONTRACT.md, "Senders and what each may do", as published.
+# docs/contract.md, "Senders and what each may do", as published.
 CONTRACT_EXAMPLE = """
 [senders.school-portal]          # a broker user name
 notifications = ["school"]       # sources it may send (the routing key's and the body's)
