@@ -30,6 +30,7 @@ from typing import Callable
 from kombu import Connection, Producer
 
 CONFIRMED, RETURNED, NACKED, UNCONFIRMED = "confirmed", "returned", "nacked", "unconfirmed"
+UNPUBLISHABLE = "unpublishable"  # a stored row the AMQP library cannot encode: kept, counted, skipped
 HELD = "held"  # not sent: the broker blocks publishers; try again once it unblocks
 CHUNK = 50  # messages written between two looks for connection.blocked: well under a socket buffer
 
@@ -81,12 +82,12 @@ class ConfirmingPublisher:
             return [CONFIRMED] * len(messages)
 
         self._returned_keys.clear()
-        first, sent = self._next_tag, 0
+        first, placed = self._next_tag, []  # per message sent: its delivery tag, or UNPUBLISHABLE
         for start in range(0, len(messages), CHUNK):
             if self.poll():  # blocked: what is not yet written waits for the unblock
                 break
             with self._one_write():
-                sent += self._publish_chunk(messages[start:start + CHUNK])
+                placed += self._publish_chunk(messages[start:start + CHUNK])
         tags = range(first, self._next_tag)
         deadline = time.monotonic() + self.confirm_timeout
         while any(self._outcomes[t] == UNCONFIRMED for t in tags):
@@ -99,32 +100,42 @@ class ConfirmingPublisher:
                 self.connection.drain_events(timeout=min(remaining, 1.0))
             except socket.timeout:
                 self.connection.heartbeat_check()
-        outcomes = [self._outcomes.pop(t) for t in tags] + [HELD] * (len(messages) - sent)
+        settled = {t: self._outcomes.pop(t) for t in tags}
+        outcomes = [settled[p] if isinstance(p, int) else p for p in placed] + [HELD] * (len(messages) - len(placed))
         # A mandatory message the broker could not route comes back as basic.return before its ack.
         for i, m in enumerate(messages):
             if m.mandatory and (m.exchange, m.routing_key) in self._returned_keys and outcomes[i] == CONFIRMED:
                 outcomes[i] = RETURNED
         return outcomes
 
-    def _publish_chunk(self, chunk: list[Outgoing]) -> int:
+    def _publish_chunk(self, chunk: list[Outgoing]) -> list:
         # Read per chunk: after a failover kombu's connection holds the next URL's user. With EXTERNAL
         # (certificate) login the broker user is the certificate's name, not the URL's: send none rather
         # than a user_id the broker would refuse by closing the channel.
         external = (self.connection.login_method or "").upper() == "EXTERNAL"
         user = None if external else self.connection.userid
         user_id = {"user_id": user} if user else {}
+        placed = []
         for m in chunk:
-            msg = self.channel.prepare_message(
-                m.body, priority=None, content_type=m.properties.get("content_type", "application/json"),
-                content_encoding=m.properties.get("content_encoding", "utf-8"), headers=m.headers or {},
-                properties={"delivery_mode": 2, **_amqp_properties(m.properties,
-                                                                   skip=("content_type", "content_encoding",
-                                                                         "user_id")),
-                            **user_id})
+            try:
+                msg = self.channel.prepare_message(
+                    m.body, priority=m.properties.get("priority"),
+                    content_type=m.properties.get("content_type", "application/json"),
+                    content_encoding=m.properties.get("content_encoding", "utf-8"), headers=m.headers or {},
+                    properties={"delivery_mode": 2, **_amqp_properties(
+                        m.properties, skip=("content_type", "content_encoding", "user_id", "priority")), **user_id})
+                # Serialised here, before any frame is written: a stored row the library cannot encode
+                # (a property of the wrong type) is this row's failure, not one that stops the relay and
+                # holds up every event behind it.
+                msg._serialize_properties()
+            except (TypeError, ValueError, OverflowError, UnicodeError, AttributeError):
+                placed.append(UNPUBLISHABLE)
+                continue
             self.channel.basic_publish(msg, exchange=m.exchange, routing_key=m.routing_key, mandatory=m.mandatory)
             self._outcomes[self._next_tag] = UNCONFIRMED
+            placed.append(self._next_tag)
             self._next_tag += 1
-        return len(chunk)
+        return placed
 
     @contextmanager
     def _one_write(self):

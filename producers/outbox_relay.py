@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from kombu import Connection
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
@@ -27,12 +27,16 @@ from earlyhelp.logs import describe_error, get_logger
 from earlyhelp.persistence.case_store import pending_outbox
 from earlyhelp.persistence.tables import outbox
 
-from .confirming_publisher import CONFIRMED, HELD, RETURNED, ConfirmingPublisher, Outgoing
+from .confirming_publisher import CONFIRMED, HELD, RETURNED, UNPUBLISHABLE, ConfirmingPublisher, Outgoing
 
 log = get_logger("earlyhelp.outbox")
 
 
 KEEP_PUBLISHED = timedelta(hours=1)
+# A row the AMQP library cannot encode is tried this often, then left in the table, out of every batch,
+# for an operator to see (it stays in the outbox backlog gauge): it would fail the same way forever.
+UNPUBLISHABLE_ATTEMPTS = 3
+_not_given_up = ~and_(func.coalesce(outbox.c.last_error, "") == UNPUBLISHABLE, outbox.c.attempts >= UNPUBLISHABLE_ATTEMPTS)
 PRUNE_EVERY_S = 60.0
 
 
@@ -63,7 +67,8 @@ class OutboxRelay:
         with self.engine.begin() as conn:
             query = (select(outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body, outbox.c.headers,
                             outbox.c.properties, outbox.c.mandatory)
-                     .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size))
+                     .where(outbox.c.published_at.is_(None), _not_given_up)
+                     .order_by(outbox.c.id).limit(self.batch_size))
             if self._locks:
                 query = query.with_for_update(skip_locked=True)
             rows = conn.execute(query).all()
@@ -86,7 +91,9 @@ class OutboxRelay:
                       outcomes=sorted({o for _, o in failed}))
             if any(o == RETURNED for _, o in failed) and self.on_return:
                 self.on_return(self._connection)
-            if not confirmed and not publisher.blocked:
+            # Only the broker's refusals mean the connection may be at fault; a row that cannot be encoded
+            # is that row's problem, and raising would back off every event behind it.
+            if not confirmed and not publisher.blocked and any(o != UNPUBLISHABLE for _, o in failed):
                 raise UnconfirmedPublish(f"{len(failed)} outbox rows were not confirmed")
         return len(confirmed)
 
