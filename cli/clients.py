@@ -24,7 +24,7 @@ def _client(settings):
     if settings.is_memory_broker:
         raise click.ClickException("submit, command and watch need a RabbitMQ broker; memory:// lives in one process")
     try:
-        return UpstreamClient(settings.broker_url)
+        return UpstreamClient(settings.broker_url, ca_file=settings.broker_ca_file)
     except Exception as error:  # noqa: BLE001 - pika raises several kinds for "not there"
         raise click.ClickException(f"cannot reach RabbitMQ at the configured EARLYHELP_BROKER_URL ({type(error).__name__})")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import threading
 import time
 from datetime import datetime, timezone
@@ -52,11 +53,30 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def broker_connection(url: str) -> Connection:
+def broker_connection(url: str, ca_file: str | None = None) -> Connection:
     if url.startswith("memory://"):
         # In-process only: no confirms, returns, queue arguments or dead-lettering (ENGINEERING.md).
         return Connection(url, transport_options={"polling_interval": 0.01})
+    if url.startswith("amqps://"):
+        # The server certificate must chain to ca_file (EARLYHELP_BROKER_CA_FILE) or a system CA, and name
+        # the host: an untrusted certificate fails the connection, never falls back to plaintext.
+        # server_hostname None: kombu fills in the host of the URL it is connecting to.
+        tls = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None,
+               "ca_certs": str(ca_file) if ca_file else None}
+        return _TlsConnection(url, heartbeat=30, connect_timeout=5, ssl=tls)
+    if ca_file:
+        raise ValueError("EARLYHELP_BROKER_CA_FILE is set but the broker URL is not amqps://")
     return Connection(url, heartbeat=30, connect_timeout=5)
+
+
+class _TlsConnection(Connection):
+    """kombu writes the host it connects to into ssl["server_hostname"] in place: after a failover switch
+    the next broker would be checked against the first one's name. Cleared before each switch."""
+
+    def switch(self, conn_str):
+        if isinstance(self.ssl, dict):
+            self.ssl["server_hostname"] = None
+        super().switch(conn_str)
 
 
 class EngineRuntime:
@@ -69,7 +89,7 @@ class EngineRuntime:
         self.broker_connected = False
         self.database_up = False
         self.pending: list[Delivery] = []
-        self.connect = partial(broker_connection, settings.broker_url)
+        self.connect = partial(broker_connection, settings.broker_url, settings.broker_ca_file)
         # The SLA policy is checked here, at start, so a bad policy file stops `serve` with its reason.
         self.sla = SlaTracker(load_policy(settings.sla_policy))
         # So is the senders file (SendersError); without one the engine is open, and says so in run().

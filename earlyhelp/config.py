@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from earlyhelp.secrets import SecretUrl
@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # The engine's broker user, for `earlyhelp dead-letters` run as an operator's own user: copies whose
     # user_id is the engine's are believed (CONTRACT.md). Default: the user(s) in broker_url.
     engine_user: str | None = None
+    # A CA certificate file (PEM) the broker's server certificate must chain to, for a private CA: used by
+    # the engine (kombu) and the pika clients with amqps:// URLs, the host name checked too. Without it
+    # amqps:// is verified against the system's CAs. Set with an amqp:// URL it is an error, not plaintext.
+    broker_ca_file: FilePath | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -55,6 +59,15 @@ class Settings(BaseSettings):
     @classmethod
     def _secret_broker(cls, value: str) -> str:
         return SecretUrl(value)
+
+    @field_validator("broker_ca_file")
+    @classmethod
+    def _ca_needs_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        urls = [u.strip() for u in str(info.data.get("broker_url") or "").split(";") if u.strip()]
+        if value is not None and not all(u.startswith("amqps://") for u in urls):
+            raise ValueError("EARLYHELP_BROKER_CA_FILE is set but EARLYHELP_BROKER_URL is not amqps://: "
+                             "refusing to connect without TLS")
+        return value
 
     def __repr_args__(self):
         # Masks every text setting, not only the two URLs: model_copy(update=...) skips the validators

@@ -9,6 +9,7 @@ so the contract is proven by a second client.
 """
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 
 import pika
@@ -41,8 +42,8 @@ class Sent:
 
 
 class UpstreamClient:
-    def __init__(self, broker_url: str, blocked_timeout: float | None = None) -> None:
-        params = pika.URLParameters(_pika_url(broker_url))
+    def __init__(self, broker_url: str, blocked_timeout: float | None = None, ca_file: str | None = None) -> None:
+        params = pika_parameters(broker_url, ca_file)
         params.connection_attempts, params.retry_delay, params.socket_timeout = 3, 1, 5
         params.blocked_connection_timeout = blocked_timeout or BLOCKED_TIMEOUT_S  # pika then closes the connection and raises
         # The broker user this client connects as: every message carries it as `user_id`, which RabbitMQ
@@ -81,6 +82,19 @@ class UpstreamClient:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def pika_parameters(broker_url: str, ca_file: str | None = None) -> pika.URLParameters:
+    """pika's parameters for a broker URL. amqps://: the server certificate must chain to ca_file
+    (EARLYHELP_BROKER_CA_FILE) or a system CA and name the URL's host (pika alone gives TLS no host name);
+    a CA file with a plain amqp:// URL is an error, never plaintext."""
+    params = pika.URLParameters(_pika_url(broker_url))
+    if params.ssl_options is not None:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        params.ssl_options = pika.SSLOptions(context, params.host)
+    elif ca_file:
+        raise ValueError("EARLYHELP_BROKER_CA_FILE is set but the broker URL is not amqps://")
+    return params
 
 
 def _pika_url(url: str) -> str:
