@@ -55,7 +55,7 @@ def utc_now() -> datetime:
 
 def broker_connection(url: str, ca_file: str | None = None) -> Connection:
     if url.startswith("memory://"):
-        # In-process only: no confirms, returns, queue arguments or dead-lettering (ENGINEERING.md).
+        # In-process only: no confirms, returns, queue arguments or dead-lettering (docs/engineering.md).
         return Connection(url, transport_options={"polling_interval": 0.01})
     if url.startswith("amqps://"):
         # The server certificate must chain to ca_file (EARLYHELP_BROKER_CA_FILE) or a system CA, and name

@@ -1,4 +1,4 @@
-"""The engine's settings, read from EARLYHELP_* environment variables (CONTRACT.md, "Configuration")."""
+"""The engine's settings, read from EARLYHELP_* environment variables (docs/contract.md, "Configuration")."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,10 +25,10 @@ class Settings(BaseSettings):
                               validate_default=True)
     sla_scan_interval: float = Field(default=30.0, gt=0)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
-    # Local configuration with Kent's values as the shipped default (DOMAIN.md).
+    # Local configuration with Kent's values as the shipped default (docs/domain.md).
     districts: list[str] | None = None
     sla_policy: Path | None = None
-    # A TOML file naming each broker user and what it may send (CONTRACT.md, "Senders and what each may
+    # A TOML file naming each broker user and what it may send (docs/contract.md, "Senders and what each may
     # do"); without it every sender may do everything, and `serve` says so at start.
     senders: Path | None = None
     # How many deliveries the engine holds and handles in one database transaction.
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # ignores basic.qos prefetch_size): with prefetch alone, 200 large messages were held at once.
     max_unacked_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
     # The engine's broker user, for `earlyhelp dead-letters` run as an operator's own user: copies whose
-    # user_id is the engine's are believed (CONTRACT.md). Default: the user(s) in broker_url.
+    # user_id is the engine's are believed (docs/contract.md). Default: the user(s) in broker_url.
     engine_user: str | None = None
     # A CA certificate file (PEM) the broker's server certificate must chain to, for a private CA: used by
     # the engine (kombu) and the pika clients with amqps:// URLs, the host name checked too. Without it

@@ -47,7 +47,7 @@ class UpstreamClient:
         params.connection_attempts, params.retry_delay, params.socket_timeout = 3, 1, 5
         params.blocked_connection_timeout = blocked_timeout or BLOCKED_TIMEOUT_S  # pika then closes the connection and raises
         # The broker user this client connects as: every message carries it as `user_id`, which RabbitMQ
-        # checks against the connection, so the engine knows the sender for certain (CONTRACT.md, "Senders").
+        # checks against the connection, so the engine knows the sender for certain (docs/contract.md, "Senders").
         # (None with certificate authentication, where the broker names the user from the certificate.)
         self.user_id: str | None = getattr(params.credentials, "username", None)
         self.connection = pika.BlockingConnection(params)
