@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 
 import pytest
 
@@ -16,9 +15,8 @@ from earlyhelp.consumers.delivery import Delivery
 from earlyhelp.consumers.refusals import rejection_event, rejection_row
 from earlyhelp.schemas import MAX_BODY_BYTES, MessageRefused, parse_command, parse_notification
 from earlyhelp.schemas.errors import error_paths_of
-from tests.factories import encode, notification_body
+from tests.factories import NOW, encode, notification_body
 
-NOW = datetime.now(timezone.utc)
 COMMAND = {"schema_version": 1, "command_id": "c-1", "case_id": "case-1", "actor": {"id": "a", "role": "r"},
            "issued_at": "2026-01-01T00:00:00Z"}
 DEEP = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
