@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
 from earlyhelp.logs import get_logger
-from earlyhelp.persistence.case_store import CaseStore, ConcurrencyConflict
+from earlyhelp.persistence.case_store import CaseStore
+from earlyhelp.persistence.failures import is_database_unavailable, is_lost_race
 from earlyhelp.schemas import COMMANDS_EXCHANGE, MessageRefused
 from earlyhelp.workflows.case_flow import CaseFlow
 
@@ -36,31 +36,6 @@ ATTEMPTS_BEFORE_DEAD_LETTER = 3
 # The outcome of a delivery that could be neither handled nor dead-lettered: the runtime returns it to
 # the queue instead of acking it, and the queue's delivery limit dead-letters it (with x-death).
 UNSETTLED = "unsettled"
-
-
-def is_database_unavailable(error: BaseException) -> bool:
-    """Connection-level failures: the database is away or restarting, not this message's fault."""
-    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)):
-        text = str(error.orig if getattr(error, "orig", None) is not None else error).lower()
-        # SQLite "database is locked" is contention, retried like a race, not an outage.
-        return "locked" not in text
-    return isinstance(error, sa_exc.TimeoutError)
-
-
-def is_lost_race(error: BaseException) -> bool:
-    if isinstance(error, ConcurrencyConflict):
-        return True
-    if isinstance(error, sa_exc.IntegrityError):
-        text = str(error.orig).lower()
-        return any(name in text for name in ("processed_messages", "pk_cases", "cases_pkey", "cases.case_id",
-                                             "uq_case_history_case_sequence", "notification_id",
-                                             "uq_outbox_event_id", "outbox.event_id", "message_key"))
-    if isinstance(error, sa_exc.OperationalError):
-        text = str(error.orig).lower()
-        return "locked" in text or "deadlock" in text or "could not serialize" in text
-    return False
 
 
 @dataclass

@@ -26,6 +26,7 @@ from earlyhelp import metrics
 from earlyhelp.config import Settings
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.database import make_engine, migrate
+from earlyhelp.persistence.failures import is_database_unavailable
 from earlyhelp.producers.outbox_relay import OutboxRelay
 
 from earlyhelp.workflows.case_flow import CaseFlow
@@ -34,7 +35,7 @@ from earlyhelp.workflows.sla_policy import load_policy
 from earlyhelp.workflows.sla_tracking import SlaTracker
 
 from . import tolerant_amqp
-from .batch import UNSETTLED, BatchProcessor, DatabaseUnavailable, is_database_unavailable
+from .batch import UNSETTLED, BatchProcessor, DatabaseUnavailable
 from .delivery import Delivery
 from .sla_scanner import SlaScanner
 from .topology import INPUT_QUEUES, declare_topology

@@ -22,9 +22,9 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
-from earlyhelp.consumers.batch import is_database_unavailable
 from earlyhelp.logs import describe_error, get_logger
 from earlyhelp.persistence.case_store import pending_outbox
+from earlyhelp.persistence.failures import is_database_unavailable
 from earlyhelp.persistence.tables import outbox
 
 from .confirming_publisher import CONFIRMED, HELD, RETURNED, UNPUBLISHABLE, ConfirmingPublisher, Outgoing
