@@ -16,13 +16,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import click
 
+from earlyhelp.clock import utc_now
 from earlyhelp.printing import escape
 
 MANAGEMENT_URL_HELP = "The RabbitMQ management API (http://user:pass@host:15672) for unacked counts and rates."
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _engine(settings):
@@ -262,7 +259,7 @@ def cases(settings, state, district, source, service, overdue, due_within, limit
         span = parse_span(due_within) if due_within else None
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--due-within") from None
-    now = _now()
+    now = utc_now()
     with _engine(settings).connect() as conn:
         rows = list_cases(conn, now, state=state, district=district, source=source, service=service,
                           overdue=overdue, due_within=span, limit=limit)
@@ -290,7 +287,7 @@ def case(settings, case_id, show_personal, as_json) -> None:
     """One case: its facts, its timeline (who, when it happened, when recorded) and its SLA clocks."""
     from earlyhelp.reports.case_views import case_detail
 
-    now = _now()
+    now = utc_now()
     with _engine(settings).connect() as conn:
         detail = case_detail(conn, case_id, now, personal=show_personal)
     if detail is None:
@@ -360,7 +357,7 @@ def report(settings, first, last, district, fmt, output) -> None:
     from earlyhelp.workflows.calendar import local_date
     from earlyhelp.workflows.sla_policy import PolicyError, load_policy
 
-    now = _now()
+    now = utc_now()
     last_day = _date(last, "--to") or local_date(now)
     first_day = _date(first, "--from") or last_day - timedelta(days=90)
     if first_day > last_day:

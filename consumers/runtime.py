@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import partial
 from typing import Callable
 
@@ -23,6 +23,7 @@ from kombu import Connection, Consumer
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from earlyhelp import metrics
+from earlyhelp.clock import next_backoff, utc_now
 from earlyhelp.config import Settings
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.database import make_engine, migrate
@@ -48,10 +49,6 @@ FAULT_PAUSE_S = 1.0  # after a batch failed in a way no message should cause, be
 # A message_id or routing key that is not UTF-8, or headers nested past the recursion limit, made py-amqp
 # raise out of drain_events and stop the engine (consumers/tolerant_amqp.py).
 tolerant_amqp.install()
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def broker_connection(url: str, ca_file: str | None = None) -> Connection:
@@ -161,7 +158,7 @@ class EngineRuntime:
                 log.warning("database unavailable at start; waiting for it", error=type(error).__name__,
                             retry_in_s=backoff)
                 self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = next_backoff(backoff)
 
     def ready(self) -> tuple[bool, str]:
         ok = self.broker_connected and self.database_up and not self.stopping.is_set()
@@ -213,14 +210,14 @@ class EngineRuntime:
                 log.warning("broker connection lost; reconnecting", error=type(error).__name__,
                             detail=str(error)[:200], retry_in_s=backoff)
                 self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = next_backoff(backoff)
             except Exception as error:  # noqa: BLE001 - the consume loop never dies from one message
                 # What is held goes back to the broker with the connection; the queue's delivery limit
                 # dead-letters a message that keeps causing this.
                 self.pending.clear()
                 log.error("consume loop fault; reconnecting", error=type(error).__name__, retry_in_s=backoff)
                 self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = next_backoff(backoff)
             finally:
                 self._set_broker(False)
                 self._conn = None

@@ -34,10 +34,10 @@ def refresh_case_gauges(engine, stop_event, interval: float = 30.0) -> None:
     Every known state is set, zeros included, so a state that empties drops to 0 instead of going stale.
     """
     import time
-    from datetime import datetime, timezone
 
     from sqlalchemy import func, select
 
+    from earlyhelp.clock import utc_now
     from earlyhelp.persistence.case_store import pending_outbox
     from earlyhelp.persistence.tables import cases, sla_clocks
     from earlyhelp.schemas import CASE_STATES, SLA_STAGES
@@ -48,11 +48,11 @@ def refresh_case_gauges(engine, stop_event, interval: float = 30.0) -> None:
                 by_state = dict(conn.execute(select(cases.c.state, func.count()).group_by(cases.c.state)).all())
                 overdue = dict(conn.execute(
                     select(sla_clocks.c.stage, func.count())
-                    .where(sla_clocks.c.stopped_at.is_(None), sla_clocks.c.due_at <= datetime.now(timezone.utc))
+                    .where(sla_clocks.c.stopped_at.is_(None), sla_clocks.c.due_at <= utc_now())
                     .group_by(sla_clocks.c.stage)).all())
                 backlog, oldest = pending_outbox(conn)
             OUTBOX_BACKLOG.set(backlog)
-            OUTBOX_OLDEST_SECONDS.set((datetime.now(timezone.utc) - oldest).total_seconds() if oldest else 0)
+            OUTBOX_OLDEST_SECONDS.set((utc_now() - oldest).total_seconds() if oldest else 0)
             for state in set(CASE_STATES) | set(by_state):
                 CASES_BY_STATE.labels(state).set(by_state.get(state, 0))
             for stage in set(SLA_STAGES) | set(overdue):

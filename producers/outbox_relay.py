@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
+from earlyhelp.clock import next_backoff
 from earlyhelp.logs import describe_error, get_logger
 from earlyhelp.persistence.case_store import pending_outbox
 from earlyhelp.persistence.failures import is_database_unavailable
@@ -144,7 +145,7 @@ class OutboxRelay:
                             retry_in_s=backoff)
                 self._reset()
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = next_backoff(backoff)
         self._reset()
 
     def _ensure_publisher(self) -> ConfirmingPublisher:
