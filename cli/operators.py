@@ -17,7 +17,8 @@ from datetime import date, datetime, timedelta, timezone
 import click
 
 from earlyhelp.clock import utc_now
-from earlyhelp.printing import escape
+from earlyhelp.printing import escape, table
+from earlyhelp.schemas.routing import UNASSIGNED
 
 MANAGEMENT_URL_HELP = "The RabbitMQ management API (http://user:pass@host:15672) for unacked counts and rates."
 
@@ -90,9 +91,8 @@ def queues(settings, check, as_json, management_url) -> None:
         rows = [("queue", "role", "ready", "unacked", "consumers", "publish", "deliver")]
         rows += [(s.name, s.role, cell(s.ready) if s.exists else "missing", cell(s.unacked), cell(s.consumers),
                   cell(s.publish_rate, True), cell(s.deliver_rate, True)) for s in statuses]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            click.echo("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        for line in table(rows, left=2):
+            click.echo(line)
         if note:
             click.echo(f"({escape(note)})")
         for problem in problems:
@@ -267,14 +267,12 @@ def cases(settings, state, district, source, service, overdue, due_within, limit
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     header = ("case_id", "state", "kind", "source", "pri", "district", "service", "received", "next due", "")
-    table = [header] + [(r["case_id"], r["state"], r["kind"], r["source"], "P" if r["priority"] else "",
-                         r["district"] or "unassigned", r["service"] or "-", _when(r["received_at"]),
+    shown = [header] + [(r["case_id"], r["state"], r["kind"], r["source"], "P" if r["priority"] else "",
+                         r["district"] or UNASSIGNED, r["service"] or "-", _when(r["received_at"]),
                          _when(r["next_due"]) + (f" ({','.join(r['open_stages'])})" if r["open_stages"] else ""),
                          "OVERDUE" if r["overdue"] else "") for r in rows]
-    table = [[escape(c) for c in row] for row in table]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    for line in table(shown, left=len(header)):
+        click.echo(line)
     click.echo(f"{len(rows)} case{'s' if len(rows) != 1 else ''}" + (" (limit reached)" if len(rows) == limit else ""))
 
 
@@ -364,7 +362,7 @@ def report(settings, first, last, district, fmt, output) -> None:
         raise click.BadParameter("--from is after --to", param_hint="--from")
     districts = settings.district_names
     if district:
-        known = {d.lower(): d for d in districts + ["unassigned"]}
+        known = {d.lower(): d for d in districts + [UNASSIGNED]}
         if district.lower() not in known:
             raise click.BadParameter(f"unknown district; use one of {', '.join(districts)}", param_hint="--district")
         district = known[district.lower()]

@@ -12,7 +12,7 @@ import math
 import uuid
 from datetime import datetime
 
-from earlyhelp.schemas import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, serialize_event
+from earlyhelp.schemas import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, MAX_BODY_BYTES, serialize_event
 from earlyhelp.schemas.errors import InvalidEvent, cap_errors, cap_reason
 
 from .delivery import Delivery, printable
@@ -78,7 +78,7 @@ def dead_letter_row(delivery: Delivery, reason: str, at: datetime, original_size
     if delivery.user_id:
         headers["x-earlyhelp-original-user-id"] = json_safe(delivery.user_id)
     body = delivery.body
-    if original_size is not None or len(body) > 1024 * 1024:
+    if original_size is not None or len(body) > MAX_BODY_BYTES:
         headers["x-earlyhelp-truncated"] = original_size or len(body)
         body = body[:KEEP_BYTES_OF_OVERSIZED]
     properties = {k: json_safe(_plain(delivery.properties[k])) for k in _KEPT_PROPERTIES

@@ -35,3 +35,20 @@ def escape(value) -> str:
         return ""
     text = value if isinstance(value, str) else str(value)
     return _CONTROL.sub(_visible, text)
+
+
+def table(rows: list, left: int = 1, rule: bool = False) -> list[str]:
+    """Rows of cells (the first is the header) as lines of columns two spaces apart, every cell escaped.
+
+    The first `left` columns are aligned left, the rest (numbers) right; `rule` underlines the header
+    with dashes. Trailing spaces are dropped.
+    """
+    cells = [[escape(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if i < left else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if rule and n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select
 
 from earlyhelp.persistence.tables import case_details, case_history, cases, sla_clocks
+from earlyhelp.schemas.routing import UNASSIGNED
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)?\s*$")
 _UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks", None: "days"}
@@ -40,7 +41,7 @@ def list_cases(conn, now: datetime, *, state=None, district=None, source=None, s
         query = query.where(cases.c.state.in_(state))
     if district:
         query = query.where(func.lower(cases.c.district).in_([d.lower() for d in district])
-                            if "unassigned" not in [d.lower() for d in district] else cases.c.district.is_(None))
+                            if UNASSIGNED not in [d.lower() for d in district] else cases.c.district.is_(None))
     if source:
         query = query.where(cases.c.source.in_(source))
     if service:

@@ -29,11 +29,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from earlyhelp.schemas.routing import UNASSIGNED
 from earlyhelp.workflows.calendar import WorkingDayCalendar, end_of_day, local_date, start_of_day
 from earlyhelp.workflows.sla_clock import Pause, compute_clock
 from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
 
-UNASSIGNED = "unassigned"
 # The service's own source groups, in the 2014 briefing's order: (group, label, contract sources).
 SOURCE_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("social_care", "Social care (specialist children's services)", ("social_care",)),

@@ -5,20 +5,13 @@ a command named, and must not reach a terminal as control sequences.
 """
 from __future__ import annotations
 
-from earlyhelp.printing import escape
+from earlyhelp.printing import escape, table
 
 from .formatting import change_text, number, pct
 
 
 def _table(headers: list[str], body: list[list]) -> list[str]:
-    cells = [[escape(c) for c in headers]] + [[escape(c) for c in row] for row in body]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
+    return table([headers, *body], rule=True)
 
 
 def render(report: dict) -> str:
