@@ -9,7 +9,7 @@ import click
 
 from earlyhelp.clock import utc_now as _now
 from earlyhelp.schemas import (
-    COMMAND_MODELS, COMMANDS_EXCHANGE, EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE, MessageRefused, parse_command,
+    COMMANDS_EXCHANGE, EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE, MessageRefused, parse_command,
     parse_notification,
 )
 
@@ -84,6 +84,38 @@ def submit(settings, source) -> None:
         sys.exit(1)
 
 
+def _own_field_types(model) -> dict[str, str | None]:
+    """A command model's own fields and their JSON types (array, object, string...), from its JSON Schema."""
+    from earlyhelp.schemas.contract_doc import COMMON_COMMAND_FIELDS
+
+    schema = model.model_json_schema()
+    found = {}
+    for name, prop in schema["properties"].items():
+        if name in COMMON_COMMAND_FIELDS:
+            continue
+        if "$ref" in prop:
+            prop = schema.get("$defs", {}).get(prop["$ref"].rsplit("/", 1)[-1], {})
+        found[name] = prop.get("type")
+    return found
+
+
+def command_fields(model, pairs: dict) -> dict:
+    """The command's own fields from KEY=VALUE pairs: a command whose own field is an object (provide_information's
+    `fields`) takes every pair as a key of it; an array field (request_information's `missing`) is comma-separated."""
+    types = _own_field_types(model)
+    objects = [name for name, kind in types.items() if kind == "object"]
+    if objects:
+        return {objects[0]: pairs}
+    return {key: [p for p in value.split(",") if p] if types.get(key) == "array" and isinstance(value, str) else value
+            for key, value in pairs.items()}
+
+
+def _command_names() -> list[str]:
+    from earlyhelp.workflows.commands import COMMANDS
+
+    return sorted(COMMANDS)
+
+
 def _parse_value(value: str):
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
@@ -91,7 +123,7 @@ def _parse_value(value: str):
 
 
 @click.command(name="command")
-@click.argument("name", type=click.Choice(sorted(COMMAND_MODELS)))
+@click.argument("name", type=click.Choice(_command_names()))
 @click.argument("case_id")
 @click.argument("fields", nargs=-1)
 @click.option("--actor", default="cli:staff", show_default=True, help="Who is acting, as ID:ROLE.")
@@ -105,6 +137,8 @@ def command(settings, name, case_id, fields, actor, command_id, issued_at) -> No
     key=value as a field path and its value. Sent with `user_id` set to the broker URL's user: the
     sender the engine holds to its senders file; --actor is only the claim of who acted.
     """
+    from earlyhelp.workflows.commands import COMMANDS, command_models
+
     actor_id, _, role = actor.partition(":")
     body = {"schema_version": 1, "command_id": command_id or str(uuid.uuid4()), "case_id": case_id,
             "actor": {"id": actor_id, "role": role or "staff"}, "issued_at": issued_at or _now().isoformat()}
@@ -114,16 +148,12 @@ def command(settings, name, case_id, fields, actor, command_id, issued_at) -> No
             raise click.BadParameter(f"'{item}' is not KEY=VALUE", param_hint="FIELDS")
         key, value = item.split("=", 1)
         pairs[key] = _parse_value(value)
-    if name == "provide_information":
-        body["fields"] = pairs
-    else:
-        if name == "request_information" and isinstance(pairs.get("missing"), str):
-            pairs["missing"] = [p for p in pairs["missing"].split(",") if p]
-        body.update(pairs)
+    body.update(command_fields(COMMANDS[name].model, pairs))
     raw = json.dumps(body).encode()
     key = f"case.{name}"
     try:
-        parse_command(raw, key, now=_now(), districts=settings.district_names)
+        parse_command(raw, key, now=_now(), districts=settings.district_names,
+                      models=command_models(COMMANDS))
     except MessageRefused as refused:
         raise click.ClickException(f"{refused.reason}: " + "; ".join(refused.errors)) from None
     with _client(settings) as client:

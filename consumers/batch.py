@@ -24,6 +24,7 @@ from earlyhelp.persistence.case_store import CaseStore
 from earlyhelp.persistence.failures import is_database_unavailable, is_lost_race
 from earlyhelp.schemas import COMMANDS_EXCHANGE, MessageRefused
 from earlyhelp.workflows.case_flow import CaseFlow
+from earlyhelp.workflows.commands import command_models
 
 from .delivery import Delivery
 from .handlers import Batch, Handled, Parsed, handle, parse
@@ -51,6 +52,8 @@ class BatchProcessor:
                  should_stop: Callable[[], bool] = lambda: False, sleep=time.sleep) -> None:
         self.engine, self.clock, self.districts = engine, clock, list(districts)
         self.flow = flow or CaseFlow()
+        # The routing of case.<command> keys follows the flow's command table, built once.
+        self.command_models = command_models(self.flow.commands)
         self.on_database_state = on_database_state or (lambda up: None)
         self.should_stop, self.sleep = should_stop, sleep
 
@@ -79,7 +82,7 @@ class BatchProcessor:
         """parse() refuses bad input itself; anything it raises instead is a fault in the engine, and the
         message is refused as unreadable rather than stop the batch (and the consume loop) for it."""
         try:
-            return parse(delivery, now, self.districts)
+            return parse(delivery, now, self.districts, self.command_models)
         except Exception as error:  # noqa: BLE001 - logged by type; the message is refused below
             log.error("message could not be parsed", error=type(error).__name__, message_id=delivery.message_id,
                       routing_key=delivery.printable_routing_key)

@@ -2,8 +2,9 @@
 
 A handler runs inside the batch's transaction (a `Batch`): it drops repeats, loads the case, fires
 the transition through the domain (`workflows`) and stages history, events and the processed id.
-Adding a command is one model (schemas), one branch in workflows.case_flow, one test; the table
-here routes every `case.<command>` key to `handle_command`.
+Adding a command is one model (schemas), one domain function and its entry in the command table
+(workflows/commands.py), its tests; the table here routes every `case.<command>` key to `handle_command`,
+and the command table says which commands are routed and which need the case's details.
 """
 from __future__ import annotations
 
@@ -69,15 +70,16 @@ class Parsed:
         return self.message.case_id
 
 
-def parse(delivery: Delivery, now: datetime, districts) -> Parsed:
-    """Decode and validate by the exchange the message came through."""
+def parse(delivery: Delivery, now: datetime, districts, commands=None) -> Parsed:
+    """Decode and validate by the exchange the message came through; `commands`: the command models routed by
+    name (the flow's command table; default every command model)."""
     if delivery.exchange == NOTIFICATIONS_EXCHANGE:
         kind, parser = "notification", lambda: parse_notification(
             delivery.body, delivery.routing_key, now=now, content_encoding=delivery.content_encoding)
     elif delivery.exchange == COMMANDS_EXCHANGE:
         kind, parser = "command", lambda: parse_command(
             delivery.body, delivery.routing_key, now=now, districts=districts,
-            content_encoding=delivery.content_encoding)
+            content_encoding=delivery.content_encoding, models=commands)
     else:
         refusal = MessageRefused(f"messages from exchange '{delivery.exchange}' are not for the engine",
                                  [f"exchange: expected {NOTIFICATIONS_EXCHANGE} or {COMMANDS_EXCHANGE}"],
@@ -195,8 +197,8 @@ def handle_command(batch: Batch, parsed: Parsed) -> Handled:
         return batch.refuse(parsed, sender_refusal(refused, ids))
     # Work on a copy: a refused command must leave the batch's view of the case untouched.
     working = replace(case)
-    needs_details = command.name in ("allocate", "step_down", "close", "provide_information", "record_consent")
-    notification = batch.notification_of(case.case_id) if needs_details else None
+    spec = batch.flow.commands.get(command.name)  # None: the flow refuses it as an unknown command
+    notification = batch.notification_of(case.case_id) if spec is not None and spec.needs_details else None
     try:
         outcome = batch.flow.apply(working, command, notification)
     except TransitionNotAllowed as refused:

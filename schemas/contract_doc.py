@@ -2,7 +2,7 @@
 
 docs/contract.md is the public contract as subscribers and upstream developers read it: the prose is
 written by people, and its reference tables (sources, commands with their fields and the states that allow
-them, events with their routing keys) are generated here from the models and the state machine, so the
+them, events with their routing keys) are generated here from the models and the command table (workflows/commands.py), so the
 page cannot drift from what the engine accepts and publishes. `earlyhelp schemas` rewrites them;
 `earlyhelp schemas --check` and tests/unit/test_contract_doc.py fail when they differ.
 """
@@ -12,7 +12,6 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .commands import COMMAND_MODELS
 from .events import EVENT_MODELS
 from .notification import SOURCES
 from .routing import COMMANDS_EXCHANGE, EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE
@@ -36,16 +35,17 @@ def _states(states) -> str:
 
 
 def commands_table() -> list[str]:
-    # Imported here: the state machine is the domain's, and the domain imports the schemas.
-    from earlyhelp.workflows.case_machine import STATES, TRANSITIONS, CaseMachine
+    # Imported here: the command table is the domain's, and the domain imports the schemas.
+    from earlyhelp.workflows.commands import COMMANDS
+    from earlyhelp.workflows.states import INTERRUPTIBLE, RETURN_STATE, STATES, UNCHANGED
 
     lines = ["| command (routing key) | allowed from | its own fields | to state |", "| --- | --- | --- | --- |"]
-    for name, model in COMMAND_MODELS.items():
-        dests = [s for s in (None, *STATES) if any(t["trigger"] == name and t["dest"] == s for t in TRANSITIONS)]
-        to = ("unchanged" if dests == [None] else dests[0] if len(dests) == 1
-              else "the state it came from: " + " or ".join(d for d in dests if d))
-        allowed = [s for s in STATES if name in CaseMachine.allowed_triggers(s)]
-        lines.append(f"| `{name}` (`case.{name}`) | {_states(allowed)} | {_own_fields(model)} | {to} |")
+    for name, spec in COMMANDS.items():
+        to = ("unchanged" if spec.goes_to is UNCHANGED
+              else f"{RETURN_STATE}: " + " or ".join(INTERRUPTIBLE) if spec.goes_to == RETURN_STATE
+              else spec.goes_to)
+        allowed = [s for s in STATES if s in spec.allowed_from]
+        lines.append(f"| `{name}` (`case.{name}`) | {_states(allowed)} | {_own_fields(spec.model)} | {to} |")
     return lines
 
 
@@ -69,9 +69,9 @@ def generated_section() -> str:
         "",
         "## Reference tables, generated from the code",
         "",
-        "Written by `earlyhelp schemas` from the message models (`schemas/`) and the case state machine "
-        "(`workflows/case_machine.py`); a test fails when they differ from the code. The JSON Schema of each "
-        "message and the AsyncAPI document are in `schemas/generated/`.",
+        "Written by `earlyhelp schemas` from the message models (`schemas/`) and the command table "
+        "(`workflows/commands.py`) the state machine is drawn from; a test fails when they differ from the code. "
+        "The JSON Schema of each message and the AsyncAPI document are in `schemas/generated/`.",
         "",
         f"Notifications: exchange `{NOTIFICATIONS_EXCHANGE}`, routing key `notification.<source>`, where "
         "`<source>` is one of " + ", ".join(f"`{s}`" for s in SOURCES) + ".",

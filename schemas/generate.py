@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .commands import COMMAND_MODELS
 from .events import EVENT_MODELS
 from .notification import SOURCES, Notification
 from .routing import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, EVENTS_EXCHANGE, NOTIFICATIONS_EXCHANGE
@@ -49,8 +48,11 @@ _URN = {"description": "The child's school URN (6 digits).", "examples": ["11892
 
 def _messages() -> list[tuple[str, type[BaseModel], str]]:
     """(message name, model, JSON Schema mode): inbound messages as accepted, events as published."""
+    # The commands the engine handles: its command table (imported here: the domain imports the schemas).
+    from earlyhelp.workflows.commands import COMMANDS
+
     found: list[tuple[str, type[BaseModel], str]] = [("notification", Notification, "validation")]
-    found += [(f"command.{name}", model, "validation") for name, model in COMMAND_MODELS.items()]
+    found += [(f"command.{name}", spec.model, "validation") for name, spec in COMMANDS.items()]
     found += [(f"event.{event_type}", model, "serialization") for event_type, model in EVENT_MODELS.items()]
     return found
 

@@ -1,5 +1,7 @@
 """What each notification and command does to a case: the transitions fired and the changes to record.
 
+A notification opens a case (`CaseFlow.open`); a command is looked up in the command table
+(workflows/commands.py) and its domain function applied (`CaseFlow.apply`).
 Pure domain code: it takes validated messages (earlyhelp.schemas) and returns `Change`s; the engine
 stores each as a history row and an outbox event in one transaction. No I/O, no clock: every time
 used comes from the messages themselves (`received_at`, `issued_at`).
@@ -9,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .case_machine import (
-    ALLOCATED, AWAITING_INFORMATION, CLOSED, RECEIVED, STEPPED_DOWN, CaseMachine, CaseState,
-)
+from earlyhelp.schemas import MessageRefused
+
 from .checks import check_notification
+from .states import ALLOCATED, AWAITING_INFORMATION, CLOSED, STEPPED_DOWN, CaseState
 from .senders import OPEN, SendersPolicy
 
 
@@ -76,8 +78,11 @@ class Outcome:
 class CaseFlow:
     """Opens cases from notifications and applies commands to them, through one shared CaseMachine."""
 
-    def __init__(self, machine: CaseMachine | None = None, sla=None, senders: SendersPolicy = OPEN) -> None:
-        self.machine = machine or CaseMachine()
+    def __init__(self, machine=None, sla=None, senders: SendersPolicy = OPEN, commands: dict | None = None) -> None:
+        from .case_machine import CaseMachine  # the machine is drawn from the table, which names this module's types
+
+        self.machine = machine or CaseMachine(commands)
+        self.commands = self.machine.commands  # name -> CommandSpec (workflows/commands.py)
         self.sla = sla  # a workflows.sla_tracking.SlaTracker; None runs no clocks
         self.senders = senders  # who may send what; the handlers ask it before the flow runs
 
@@ -93,8 +98,8 @@ class CaseFlow:
         urn = school_of(notification)
         consent = notification.consent
         case = Case(
-            case_id=case_id, notification_id=notification.notification_id, kind=_word(notification.kind),
-            source=_word(notification.referrer.source), priority=bool(notification.priority),
+            case_id=case_id, notification_id=notification.notification_id, kind=word(notification.kind),
+            source=word(notification.referrer.source), priority=bool(notification.priority),
             school_urn=urn, share_with_school=bool(consent and consent.share_with_school),
             received_at=notification.received_at,
         )
@@ -102,120 +107,45 @@ class CaseFlow:
         at, cause = notification.received_at, notification.notification_id
         changes = [self._record(case, "case.received", None, at, cause, None,
                                 {"needs_review": list(verdict.needs_review)})]
-        changes += self._run_checks(case, verdict, at, cause)
+        changes += self.run_checks(case, verdict, at, cause)
         return case, self._follow_clocks(case, changes)
 
-    def _run_checks(self, case: Case, verdict, at: datetime, cause: str, actor: dict | None = None) -> list[Change]:
+    def run_checks(self, case: Case, verdict, at: datetime, cause: str, actor: dict | None = None) -> list[Change]:
         """The engine's own move after (re)checking a case in `received` (docs/contract.md, "The engine's checks")."""
         if verdict.needs_review:
             return []  # a person decides: `check` to accept, or `close`
         if verdict.missing:
             case.requested_paths = list(verdict.missing)
-            return [self._transition(case, "request_information", "case.information_requested", at, cause,
-                                     actor, {"missing": list(verdict.missing), "by": "engine"})]
-        return [self._transition(case, "check", "case.checked", at, cause, actor, {"by": "engine"})]
+            return [self._transition(case, "request_information", at, cause, actor,
+                                     {"missing": list(verdict.missing), "by": "engine"})]
+        return [self._transition(case, "check", at, cause, actor, {"by": "engine"})]
 
     # -- commands -------------------------------------------------------------------------------
     def apply(self, case: Case, command, notification) -> Outcome:
-        """Apply a validated command; raises TransitionNotAllowed when the state does not allow it and
-        CommandOutOfOrder when it was issued before the case's latest change happened. Both before any fact
-        of the case changes."""
+        """Apply a validated command by its entry in the command table; raises TransitionNotAllowed when the
+        state does not allow it, CommandOutOfOrder when it was issued before the case's latest change happened,
+        and MessageRefused (unknown_command) when the table does not hold it. All before any fact changes."""
+        spec = self.commands.get(command.name)
+        if spec is None:
+            raise MessageRefused(
+                f"'{command.name}' is not a command this engine handles; the command was not applied",
+                ["routing_key: not a command of the engine's command table"], code="unknown_command")
         self.machine.require(case, command.name)
         if case.last_occurred_at is not None and command.issued_at < case.last_occurred_at:
             raise CommandOutOfOrder(command.issued_at, case.last_occurred_at)
-        outcome = self._apply(case, command, notification)
+        outcome = spec.apply(self, case, command, notification)
         self._follow_clocks(case, outcome.changes)
         return outcome
 
-    def _apply(self, case: Case, command, notification) -> Outcome:
-        name = command.name
-        at, cause, actor = command.issued_at, command.command_id, _actor(command)
-        move = lambda event_type, data: self._transition(case, name, event_type, at, cause, actor, data)  # noqa: E731
-
-        if name == "check":
-            return Outcome([move("case.checked", {"by": "staff"})], notification)
-        if name == "request_information":
-            case.requested_paths = list(command.missing)
-            return Outcome([move("case.information_requested", {"missing": list(command.missing), "by": "staff"})],
-                           notification)
-        if name == "provide_information":
-            return self._provide_information(case, command, notification, move)
-        if name == "record_consent":
-            return self._record_consent(case, command, notification, move)
-        if name == "triage":
-            case.service, case.district = _word(command.service), command.district
-            if command.priority is not None:
-                case.priority = bool(command.priority)
-            data = {"service": case.service, "district": case.district, "priority": case.priority}
-            return Outcome([move("case.triaged", data)], notification)
-        if name == "allocate":
-            case.team, case.worker_id = command.team, command.worker_id
-            change = move("case.allocated", {"team": case.team, "worker_id": case.worker_id,
-                                             "child": allocated_child(notification),
-                                             "notifier": notifier_contact(notification)})
-            told = self._tell_school(case, change, notification, {"team": case.team})
-            if told:
-                case.school_informed_urn = case.school_urn
-            return Outcome([change, *told], notification)
-        if name == "assess":
-            data = {"outcome": command.outcome, "has_plan": bool(getattr(command, "plan_summary", None))}
-            return Outcome([move("case.assessed", data)], notification)
-        if name == "step_down":
-            change = move("case.stepped_down", {"to": command.to})
-            return Outcome([change, *self._tell_school(case, change, notification, {"to": command.to})],
-                           notification)
-        if name == "close":
-            reason = _word(command.reason)
-            case.requested_paths = None
-            change = move("case.closed", {"reason": reason})
-            return Outcome([change, *self._tell_school(case, change, notification, {"reason": reason})],
-                           notification)
-        raise ValueError(f"no flow for command {name!r}")
-
-    def _provide_information(self, case: Case, command, notification, move) -> Outcome:
-        from earlyhelp.schemas import MessageRefused, apply_provided_fields  # contract helpers: pure
-
-        unrequested = sorted(set(command.fields) - set(case.requested_paths or ()))
-        if unrequested:
-            raise MessageRefused(
-                f"provide_information may set only the paths the open request named "
-                f"({', '.join(case.requested_paths or ()) or 'none'}); {', '.join(unrequested)} "
-                "was not requested: send request_information for it first.",
-                [f"fields.{path}: not requested" for path in unrequested], code="unrequested_path")
-        updated = apply_provided_fields(notification, dict(command.fields), now=command.issued_at)
-        case.requested_paths = None
-        case.school_urn = school_of(updated)
-        case.share_with_school = bool(updated.consent and updated.consent.share_with_school)
-        provided = {"fields": sorted(command.fields)}
-        verdict = check_notification(updated) if case.return_state == RECEIVED else None
-        if verdict is not None and verdict.needs_review:
-            provided["needs_review"] = list(verdict.needs_review)  # back in received: say why it waits
-        changes = [move("case.information_provided", provided)]
-        if verdict is not None:
-            changes += self._run_checks(case, verdict, command.issued_at, command.command_id, _actor(command))
-        return Outcome(changes, updated)
-
-    def _record_consent(self, case: Case, command, notification, move) -> Outcome:
-        """What the family now agrees to, on the case (it routes school events) and in its details."""
-        from earlyhelp.schemas import Notification
-        from earlyhelp.schemas.base import canonical_json
-
-        data = notification.model_dump(mode="json", exclude_none=True)
-        consent = data.setdefault("consent", {})
-        consent["share_with_school"] = command.share_with_school
-        if command.family_consent is not None:
-            consent["family_consents"] = command.family_consent
-        updated = Notification.model_validate_json(canonical_json(data), context={"stored": True})
-        case.share_with_school = command.share_with_school
-        change = move("case.consent_changed", {"share_with_school": command.share_with_school,
-                                               "family_consent": command.family_consent})
-        return Outcome([change], updated)
+    def move(self, case: Case, command, data: dict) -> Change:
+        """Fire `command`'s transition on `case` and record its table entry's event with `data`."""
+        return self._transition(case, command.name, command.issued_at, command.command_id, actor_of(command), data)
 
     # -- recording ------------------------------------------------------------------------------
-    def _transition(self, case, trigger, event_type, at, cause, actor, data) -> Change:
+    def _transition(self, case, trigger, at, cause, actor, data) -> Change:
         previous = case.state
         self.machine.fire(case, trigger)
-        return self._record(case, event_type, previous, at, cause, actor, data)
+        return self._record(case, self.commands[trigger].event, previous, at, cause, actor, data)
 
     @staticmethod
     def _record(case, event_type, previous, at, cause, actor, data) -> Change:
@@ -225,7 +155,7 @@ class CaseFlow:
         return Change(event_type, case.version, case.state, previous, at, cause, actor, data)
 
     @staticmethod
-    def _tell_school(case: Case, change: Change, notification, extra: dict) -> list[Change]:
+    def tell_school(case: Case, change: Change, notification, extra: dict) -> list[Change]:
         """School events go only where the family agrees (now) to share with the school and the school is
         known; a step-down or close only to the school that was told of the allocation, so a case closed
         before allocation tells no school that someone else referred its pupil."""
@@ -244,7 +174,7 @@ class CaseFlow:
 def school_of(notification) -> str | None:
     """The child's school: the child's own URN, else the referring school's when a school referred."""
     urn = getattr(notification.child, "school_urn", None)
-    if not urn and _word(notification.referrer.source) == "school":
+    if not urn and word(notification.referrer.source) == "school":
         urn = getattr(notification.referrer, "school_urn", None)
     return urn or None
 
@@ -262,11 +192,11 @@ def notifier_contact(notification) -> dict:
     return {k: referrer[k] for k in keep if k in referrer}
 
 
-def _actor(command) -> dict:
+def actor_of(command) -> dict:
     return command.actor.model_dump(mode="json")
 
 
-def _word(value) -> str:
+def word(value) -> str:
     return getattr(value, "value", value)
 
 

@@ -1,47 +1,46 @@
-"""The case state machine: one shared `transitions` Machine for every case in the process.
+"""The case state machine: one shared `transitions` Machine for every case in the process, drawn from the
+command table (workflows/commands.py).
 
 Building a Machine per case costs ~0.4 ms, add_model/remove_model on a shared one ~0.06 ms
 (docs/engineering.md); triggering the shared Machine's event with the case as its model costs less still,
 so the engine keeps exactly one Machine per process and never binds methods onto cases.
+
+Each command's entry says where it is allowed from and where it goes; the machine adds its own rules about
+a request for information: going to awaiting_information remembers the state it interrupted, a command
+that goes back (provide_information) returns to it, and leaving for closed forgets it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from transitions import Machine, MachineError
 
-RECEIVED = "received"
-CHECKED = "checked"
-AWAITING_INFORMATION = "awaiting_information"
-TRIAGED = "triaged"
-ALLOCATED = "allocated"
-ASSESSED = "assessed"
-STEPPED_DOWN = "stepped_down"
-CLOSED = "closed"
+from .commands import COMMANDS, CommandSpec
+from .states import (  # noqa: F401 - the states are named from here too
+    ALLOCATED, ASSESSED, AWAITING_INFORMATION, CHECKED, CLOSED, INTERRUPTIBLE, OPEN_STATES, RECEIVED,
+    RETURN_STATE, STATES, STEPPED_DOWN, TRIAGED, UNCHANGED, CaseState,
+)
 
-STATES = (RECEIVED, CHECKED, AWAITING_INFORMATION, TRIAGED, ALLOCATED, ASSESSED, STEPPED_DOWN, CLOSED)
-OPEN_STATES = tuple(s for s in STATES if s != CLOSED)
-# A request for information may interrupt only these; provide_information returns to the one it came from.
-INTERRUPTIBLE = (RECEIVED, CHECKED, TRIAGED)
 
-TRANSITIONS = [
-    {"trigger": "check", "source": RECEIVED, "dest": CHECKED},
-    {"trigger": "request_information", "source": list(INTERRUPTIBLE), "dest": AWAITING_INFORMATION,
-     "before": "remember_return_state"},
-    *[
-        {"trigger": "provide_information", "source": AWAITING_INFORMATION, "dest": state,
-         "conditions": f"returns_to_{state}", "after": "forget_return_state"}
-        for state in INTERRUPTIBLE
-    ],
-    {"trigger": "triage", "source": CHECKED, "dest": TRIAGED},
-    {"trigger": "allocate", "source": TRIAGED, "dest": ALLOCATED},
-    {"trigger": "assess", "source": ALLOCATED, "dest": ASSESSED},
-    {"trigger": "step_down", "source": ASSESSED, "dest": STEPPED_DOWN},
-    {"trigger": "close", "source": list(OPEN_STATES), "dest": CLOSED, "after": "forget_return_state"},
-    # Internal (dest None): allowed in any open state, the state and return_state stay as they are.
-    {"trigger": "record_consent", "source": list(OPEN_STATES), "dest": None},
-]
-TRIGGERS = tuple(dict.fromkeys(t["trigger"] for t in TRANSITIONS))
+def transitions_of(commands: dict[str, CommandSpec]) -> list[dict]:
+    """The `transitions` definitions that follow from a command table, in its order."""
+    found: list[dict] = []
+    for name, spec in commands.items():
+        sources = list(spec.allowed_from)
+        if spec.goes_to == RETURN_STATE:
+            found += [{"trigger": name, "source": sources, "dest": state, "conditions": f"returns_to_{state}",
+                       "after": "forget_return_state"} for state in INTERRUPTIBLE]
+            continue
+        # dest None: an internal transition, the state and return_state stay as they are (record_consent).
+        transition = {"trigger": name, "source": sources[0] if len(sources) == 1 else sources, "dest": spec.goes_to}
+        if spec.goes_to == AWAITING_INFORMATION:
+            transition["before"] = "remember_return_state"
+        elif spec.goes_to == CLOSED:
+            transition["after"] = "forget_return_state"
+        found.append(transition)
+    return found
+
+
+TRANSITIONS = transitions_of(COMMANDS)
+TRIGGERS = tuple(COMMANDS)
 
 
 class TransitionNotAllowed(Exception):
@@ -52,35 +51,14 @@ class TransitionNotAllowed(Exception):
         super().__init__(f"a case in state '{state}' cannot take '{trigger}'")
 
 
-@dataclass
-class CaseState:
-    """What the machine needs of a case: its state and, while awaiting information, where it came from."""
-
-    state: str = RECEIVED
-    return_state: str | None = None
-
-    def remember_return_state(self) -> None:
-        self.return_state = self.state
-
-    def forget_return_state(self) -> None:
-        self.return_state = None
-
-    def returns_to_received(self) -> bool:
-        return self.return_state == RECEIVED
-
-    def returns_to_checked(self) -> bool:
-        return self.return_state == CHECKED
-
-    def returns_to_triaged(self) -> bool:
-        return self.return_state == TRIAGED
-
-
 class CaseMachine:
-    """The one shared Machine. Not thread-safe: one per engine thread."""
+    """The one shared Machine (of the engine's table, or of the table given). Not thread-safe: one per engine thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, commands: dict[str, CommandSpec] | None = None) -> None:
+        self.commands = COMMANDS if commands is None else commands
+        self._sources = _sources(self.commands)
         self._machine = Machine(
-            model=None, states=list(STATES), transitions=TRANSITIONS, initial=RECEIVED,
+            model=None, states=list(STATES), transitions=transitions_of(self.commands), initial=RECEIVED,
             auto_transitions=False, ignore_invalid_triggers=False, model_attribute="state",
         )
 
@@ -106,22 +84,23 @@ class CaseMachine:
 
     def require(self, case: CaseState, trigger: str) -> None:
         """Raise TransitionNotAllowed unless `trigger` can fire now; lets a flow refuse before changing facts."""
-        if case.state not in _SOURCES.get(trigger, ()):
+        if case.state not in self._sources.get(trigger, ()):
             raise TransitionNotAllowed(trigger, case.state)
-        if trigger == "provide_information" and case.return_state not in INTERRUPTIBLE:
+        if self.commands[trigger].goes_to == RETURN_STATE and case.return_state not in INTERRUPTIBLE:
             raise TransitionNotAllowed(trigger, case.state)
 
     @staticmethod
-    def allowed_triggers(state: str) -> list[str]:
-        return [t for t in TRIGGERS if state in _SOURCES[t]]
+    def allowed_triggers(state: str, commands: dict[str, CommandSpec] | None = None) -> list[str]:
+        return [name for name, spec in (COMMANDS if commands is None else commands).items()
+                if state in spec.allowed_from]
 
     @staticmethod
-    def mermaid() -> str:
+    def mermaid(commands: dict[str, CommandSpec] | None = None) -> str:
         """The workflow as a Mermaid diagram drawn by `transitions` from this same definition (README)."""
         from transitions.extensions.diagrams import GraphMachine
 
         # State-unchanged commands (record_consent) are not moves between states: the diagram leaves them out.
-        moves = [t for t in TRANSITIONS if t["dest"] is not None]
+        moves = [t for t in transitions_of(COMMANDS if commands is None else commands) if t["dest"] is not UNCHANGED]
         graph = GraphMachine(model=None, states=list(STATES), transitions=moves, initial=RECEIVED,
                              auto_transitions=False, graph_engine="mermaid", title="The case workflow",
                              show_conditions=True)
@@ -130,9 +109,5 @@ class CaseMachine:
         return model.get_graph().draw(None)
 
 
-def listify(value) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-_SOURCES = {t: frozenset(s for tr in TRANSITIONS if tr["trigger"] == t for s in listify(tr["source"]))
-            for t in TRIGGERS}
+def _sources(commands: dict[str, CommandSpec]) -> dict[str, frozenset[str]]:
+    return {name: frozenset(spec.allowed_from) for name, spec in commands.items()}
