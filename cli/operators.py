@@ -1,6 +1,7 @@
 """Operators' and managers' commands: `queues`, `dead-letters`, `cases`, `case`, `report`.
 
-The work is in earlyhelp.reports; these functions only parse options, call it and print.
+The work is in earlyhelp.reports (what is read and shown) and earlyhelp.operations (dead-letter replay
+and purge, which change the broker); these functions only parse options, call them and print.
 docs/operating.md is the guide to them.
 
 Whatever came from a sender (ids, actors, teams, districts, reasons, headers, bodies) is printed
@@ -114,13 +115,17 @@ def dead_letters() -> None:
     """
 
 
-def _queue(settings):
-    from earlyhelp.reports.dead_letters import DeadLetterQueue
+def _queue(settings, writes: bool = False):
+    """A session on earlyhelp.dead-letter: read-only (reports) unless it `writes` (operations: replay, purge)."""
+    if writes:
+        from earlyhelp.operations.dead_letters import DeadLetterQueue as Session
+    else:
+        from earlyhelp.reports.dead_letters import DeadLetterReader as Session
 
     _need_broker(settings)
     engine_users = {settings.engine_user} if settings.engine_user else None
     try:
-        return DeadLetterQueue(settings.broker_url, engine_users)
+        return Session(settings.broker_url, engine_users)
     except Exception as error:  # noqa: BLE001
         raise _unreachable(error) from None
 
@@ -197,7 +202,7 @@ def replay_dead_letters(settings, copy_ids, replay_all) -> None:
     if bool(copy_ids) == replay_all:
         raise click.UsageError("name the copies to replay, or give --all")
     failed = 0
-    with _permission_refusals(), _queue(settings) as queue:
+    with _permission_refusals(), _queue(settings, writes=True) as queue:
         copies = queue.read_all()
         chosen, missing = (copies, []) if replay_all else select(copies, list(copy_ids))
         for wanted in missing:
@@ -225,7 +230,7 @@ def purge_dead_letters(settings, copy_ids, purge_all, yes) -> None:
 
     if bool(copy_ids) == purge_all:
         raise click.UsageError("name the copies to purge, or give --all")
-    with _permission_refusals(), _queue(settings) as queue:
+    with _permission_refusals(), _queue(settings, writes=True) as queue:
         copies = queue.read_all()
         chosen, missing = (copies, []) if purge_all else select(copies, list(copy_ids))
         for wanted in missing:

@@ -3,8 +3,8 @@
 - figures.py: the report's arithmetic, pure functions over rows (testable without a database);
 - loader.py: reads those rows from the database;
 - render_text.py, render_json.py, render_csv.py, render_html.py (+ charts.py): one module per format;
-- broker_status.py, dead_letters.py, case_views.py: what `earlyhelp queues`, `dead-letters`, `cases`
-  and `case` show.
+- broker_status.py, dead_letters.py, case_views.py: what `earlyhelp queues`, `dead-letters list/show`,
+  `cases` and `case` show (replay and purge change the broker: earlyhelp.operations).
 """
 from __future__ import annotations
 

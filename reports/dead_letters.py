@@ -1,4 +1,4 @@
-"""Reading, replaying and removing copies in earlyhelp.dead-letter without losing or reordering them.
+"""Reading copies in earlyhelp.dead-letter without losing or reordering them, and what each one is.
 
 How a copy is read: `basic_get` without ack on one channel, holding every copy got so far unacked,
 until the queue has nothing more ready (or the count seen at the start is reached). Closing that channel
@@ -23,17 +23,8 @@ message's headers when it dead-letters it, e.g. on `expiration`):
   is bound to, and the routing key is used only if that queue takes such keys.
 - "sender": anything else. Shown with its headers, none of them believed; never replayed.
 
-Replay republishes an engine or broker copy to its original exchange and routing key, only ever
-`earlyhelp.notifications` or `earlyhelp.commands` (never `earlyhelp.events`), with its properties but
-without the diagnostic headers, and with the operator's own broker user as `user_id` (RabbitMQ accepts
-no other; under a senders file the engine holds the replay to the operator's entry), with publisher
-confirms and `mandatory`; only when the broker has
-confirmed it (routed, not returned, not nacked) is the copy acked and so removed from the dead-letter
-queue. If the process dies between the confirm and the ack, the copy stays and a second replay
-republishes it: the engine recognises the repeat by its notification_id / command_id (exact repeats
-change nothing). Purge removes exactly the copies named (or, with --all, the copies present when it
-started), by ack. A broker user without the permission to read the queue or write the exchange gets
-AccessRefused (reports.broker_status), and no copy is removed.
+Replaying and purging copies (what changes the queue) is earlyhelp.operations.dead_letters; this
+module only reads: `DeadLetterReader` gets the copies and hands every one back when it closes.
 """
 from __future__ import annotations
 
@@ -42,9 +33,10 @@ import json
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Self
 
 import pika
-from pika.exceptions import ChannelClosedByBroker, NackError, UnroutableError
+from pika.exceptions import ChannelClosedByBroker
 
 from earlyhelp.consumers.refusals import json_safe
 from earlyhelp.consumers.topology import COMMANDS_QUEUE, NOTIFICATIONS_QUEUE
@@ -52,13 +44,7 @@ from earlyhelp.schemas import COMMANDS_EXCHANGE, DEAD_LETTER_QUEUE, NOTIFICATION
 
 from .broker_status import AccessRefused, access_refused, broker_urls, connect
 
-DIAGNOSTIC_PREFIXES = ("x-earlyhelp-", "x-death", "x-first-death", "x-last-death", "x-delivery-count")
-_PROPERTY_NAMES = ("content_type", "content_encoding", "message_id", "correlation_id", "timestamp", "type",
-                   "app_id", "reply_to", "priority", "expiration")
-
 ENGINE, BROKER, SENDER = "engine", "broker", "sender"
-# The only exchanges replay publishes to.
-REPLAY_EXCHANGES = (NOTIFICATIONS_EXCHANGE, COMMANDS_EXCHANGE)
 # The engine's input queues: the exchange each is bound to, and the start of the routing keys it takes.
 _INPUT_QUEUES = {NOTIFICATIONS_QUEUE: (NOTIFICATIONS_EXCHANGE, "notification."),
                  COMMANDS_QUEUE: (COMMANDS_EXCHANGE, "case.")}
@@ -170,19 +156,6 @@ class DeadLetter:
             return self._believed("x-earlyhelp-original-user-id")
         return self.user_id if self.made_by == BROKER else None
 
-    def replay_target(self) -> tuple[tuple[str, str] | None, str]:
-        """(exchange, routing key) to replay to, or None and why not."""
-        made_by, exchange, key = self.made_by, self.original_exchange, self.original_routing_key
-        if made_by == SENDER:
-            return None, ("not replayed: a copy made by a sender, not by the engine or the broker, so "
-                          "where it came from cannot be trusted (purge it once read)")
-        if exchange is None or key is None:
-            return None, "not replayed: its original exchange and routing key cannot be established"
-        if exchange not in REPLAY_EXCHANGES:
-            return None, (f"not replayed: replay sends only to {' or '.join(REPLAY_EXCHANGES)}, "
-                          f"and this copy names {exchange or '(the default exchange)'}")
-        return (exchange, key), ""
-
     def summary(self) -> dict:
         engine = self.made_by == ENGINE
         return {"id": self.id, "refused_at": self.refused_at, "reason": self.reason,
@@ -190,14 +163,6 @@ class DeadLetter:
                 "message_id": self.properties.message_id, "bytes": len(self.body),
                 "truncated_from": self.headers.get("x-earlyhelp-truncated") if engine else None,
                 "by": self.made_by, "user_id": self.user_id, "sent_by": self.sent_by}
-
-    def replay_properties(self, user_id: str | None = None) -> pika.BasicProperties:
-        """The copy's properties for its replay. `user_id` is the replaying operator's broker user: the
-        broker accepts no other, and the engine then holds the replay to that user's senders entry."""
-        headers = {k: v for k, v in self.headers.items() if not str(k).lower().startswith(DIAGNOSTIC_PREFIXES)}
-        kept = {name: getattr(self.properties, name) for name in _PROPERTY_NAMES
-                if getattr(self.properties, name, None) is not None}
-        return pika.BasicProperties(delivery_mode=2, headers=headers or None, user_id=user_id, **kept)
 
 
 def _text(value) -> str:
@@ -222,18 +187,18 @@ def plain_headers(headers: dict) -> dict:
     return json_safe(headers)
 
 
-class DeadLetterQueue:
-    """A session on earlyhelp.dead-letter: read (holding copies unacked), replay, remove, release."""
+class DeadLetterReader:
+    """A session on earlyhelp.dead-letter that reads, holding the copies unacked; closing it hands every
+    one back, in order. earlyhelp.operations.dead_letters.DeadLetterQueue adds replay and removal."""
 
     def __init__(self, broker_url: str, engine_users: frozenset[str] | None = None) -> None:
         self.connection = connect(broker_url)
         self.reading = self.connection.channel()
-        self.publishing = None
         # Whose copies are the engine's: the users named in the URL unless the operator connects as
         # someone else and says who the engine is (EARLYHELP_ENGINE_USER).
         self.engine_users = broker_users(broker_url) if engine_users is None else frozenset(engine_users)
 
-    def __enter__(self) -> DeadLetterQueue:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -257,38 +222,6 @@ class DeadLetterQueue:
             copy_id = key if seen[key] == 1 else f"{key}-{seen[key]}"
             copies.append(DeadLetter(copy_id, method.delivery_tag, body, properties, headers, self.engine_users))
         return copies
-
-    def replay(self, copy: DeadLetter) -> str:
-        """Republish with confirms and mandatory; ack (remove) the copy only once the broker confirmed it.
-
-        Returns "replayed", or why the copy was kept (not replayed: no trusted destination; unroutable;
-        nacked). Raises AccessRefused if this broker user may not publish there (the copy is kept).
-        """
-        target, why_not = copy.replay_target()
-        if target is None:
-            return why_not
-        exchange, key = target
-        if self.publishing is None:
-            self.publishing = self.connection.channel()
-            self.publishing.confirm_delivery()
-        try:
-            self.publishing.basic_publish(exchange, key, copy.body,
-                                          copy.replay_properties(self.connection.broker_user), mandatory=True)
-        except ChannelClosedByBroker as error:
-            self.publishing = None
-            refused = access_refused(error)
-            if refused:
-                raise AccessRefused(refused) from None
-            raise
-        except UnroutableError:
-            return f"kept: unroutable (no queue bound to {exchange or '(default)'} with {key})"
-        except NackError:
-            return "kept: the broker refused it (nacked); try again later"
-        self.reading.basic_ack(copy.delivery_tag)
-        return "replayed"
-
-    def remove(self, copy: DeadLetter) -> None:
-        self.reading.basic_ack(copy.delivery_tag)
 
     def close(self) -> None:
         """Close the connection: every copy got and not acked goes back to the queue."""
