@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from earlyhelp.consumers.sla_scanner import SlaScanner  # noqa: E402
+from earlyhelp.timers.sla_scanner import SlaScanner  # noqa: E402
 from earlyhelp.logs import configure_logging  # noqa: E402
 from earlyhelp.persistence.database import make_engine, migrate  # noqa: E402
 from earlyhelp.workflows.sla_tracking import SlaTracker  # noqa: E402

@@ -29,6 +29,7 @@ from earlyhelp.logs import get_logger
 from earlyhelp.persistence.database import make_engine, migrate
 from earlyhelp.persistence.failures import is_database_unavailable
 from earlyhelp.producers.outbox_relay import OutboxRelay
+from earlyhelp.timers.sla_scanner import SlaScanner
 
 from earlyhelp.workflows.case_flow import CaseFlow
 from earlyhelp.workflows.senders import load_senders
@@ -38,7 +39,6 @@ from earlyhelp.workflows.sla_tracking import SlaTracker
 from . import tolerant_amqp
 from .batch import UNSETTLED, BatchProcessor, DatabaseUnavailable
 from .delivery import Delivery
-from .sla_scanner import SlaScanner
 from .topology import INPUT_QUEUES, declare_topology
 
 log = get_logger("earlyhelp.engine")

@@ -17,14 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
+from earlyhelp.consumers.recording import EVENT_NAMESPACE, case_event, outbox_row
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.case_store import CaseStore, clock_from_row, clock_row
 from earlyhelp.persistence.tables import sla_clocks
 from earlyhelp.schemas import event_routing_key
 from earlyhelp.workflows.case_flow import Change
 from earlyhelp.workflows.sla_tracking import SlaTracker
-
-from .recording import EVENT_NAMESPACE, case_event, outbox_row
 
 log = get_logger("earlyhelp.sla")
 
