@@ -18,7 +18,9 @@ from earlyhelp.schemas.errors import InvalidEvent, cap_errors, cap_reason
 from .delivery import Delivery, printable
 
 KEEP_BYTES_OF_OVERSIZED = 64 * 1024
-_RESERVED_HEADER_PREFIXES = ("x-earlyhelp-", "x-death", "x-first-death", "x-last-death", "x-delivery-count")
+# Headers only the broker or the engine may set: dropped from a sender's message when its copy is made,
+# and from a copy when it is replayed (earlyhelp.operations.dead_letters).
+RESERVED_HEADER_PREFIXES = ("x-earlyhelp-", "x-death", "x-first-death", "x-last-death", "x-delivery-count")
 # AMQP properties worth keeping on the copy; user_id is not one: RabbitMQ would refuse the engine
 # republishing another user's id, so it travels as a header instead. Nor is priority: a quorum queue has
 # none, and the relay's py-amqp call takes priority as its own argument, so a copy carrying one (kombu
@@ -72,7 +74,7 @@ def dead_letter_row(delivery: Delivery, reason: str, at: datetime, original_size
     frame size when the relay publishes it.
     """
     sent = {k: v for k, v in (delivery.headers or {}).items()
-            if not _header_name(k).lower().startswith(_RESERVED_HEADER_PREFIXES)}
+            if not _header_name(k).lower().startswith(RESERVED_HEADER_PREFIXES)}
     headers = storable_headers(sent)
     headers.update(_engine_headers(delivery, reason, at))
     if delivery.user_id:

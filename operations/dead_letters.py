@@ -20,11 +20,11 @@ from __future__ import annotations
 import pika
 from pika.exceptions import ChannelClosedByBroker, NackError, UnroutableError
 
+from earlyhelp.consumers.refusals import RESERVED_HEADER_PREFIXES
 from earlyhelp.reports.broker_status import AccessRefused, access_refused
 from earlyhelp.reports.dead_letters import SENDER, DeadLetter, DeadLetterReader
 from earlyhelp.schemas import COMMANDS_EXCHANGE, NOTIFICATIONS_EXCHANGE
 
-DIAGNOSTIC_PREFIXES = ("x-earlyhelp-", "x-death", "x-first-death", "x-last-death", "x-delivery-count")
 _PROPERTY_NAMES = ("content_type", "content_encoding", "message_id", "correlation_id", "timestamp", "type",
                    "app_id", "reply_to", "priority", "expiration")
 # The only exchanges replay publishes to.
@@ -48,7 +48,7 @@ def replay_target(copy: DeadLetter) -> tuple[tuple[str, str] | None, str]:
 def replay_properties(copy: DeadLetter, user_id: str | None = None) -> pika.BasicProperties:
     """The copy's properties for its replay. `user_id` is the replaying operator's broker user: the
     broker accepts no other, and the engine then holds the replay to that user's senders entry."""
-    headers = {k: v for k, v in copy.headers.items() if not str(k).lower().startswith(DIAGNOSTIC_PREFIXES)}
+    headers = {k: v for k, v in copy.headers.items() if not str(k).lower().startswith(RESERVED_HEADER_PREFIXES)}
     kept = {name: getattr(copy.properties, name) for name in _PROPERTY_NAMES
             if getattr(copy.properties, name, None) is not None}
     return pika.BasicProperties(delivery_mode=2, headers=headers or None, user_id=user_id, **kept)
