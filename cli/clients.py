@@ -177,11 +177,17 @@ def hide_personal(event: dict) -> dict:
 @click.command()
 @click.argument("bindings", nargs=-1)
 @click.option("--show-personal", is_flag=True, help="Show the child's and notifier's details where events carry them.")
+@click.option("--reason", default=None, help="Why (required with --show-personal; logged in the access log).")
 @click.option("--count", type=int, default=0, help="Stop after this many events (0: run until interrupted).")
 @click.option("--timeout", type=float, default=0, help="Stop after this many seconds without an event (0: never).")
 @click.pass_obj
-def watch(settings, bindings, show_personal, count, timeout) -> None:
+def watch(settings, bindings, show_personal, reason, count, timeout) -> None:
     """Print events as they come (bindings like case.allocated.# or sla.breached.#; default all)."""
+    if show_personal:  # issue 13: --reason, and a row in the access log before anything is shown
+        from .records import log_view, require_reason
+
+        log_view(settings, command="watch --show-personal", case_ids=[], reason=require_reason(
+            reason, "watch --show-personal"), shown="events' personal data on " + " ".join(bindings or ("#",)))
     client = _client(settings)
     channel = client.connection.channel()
     queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue

@@ -36,10 +36,12 @@ def serve(settings) -> None:
 
     from earlyhelp.workflows.senders import SendersError
     from earlyhelp.workflows.sla_policy import PolicyError
+    from earlyhelp.records.pseudonyms import KeyProblem, announce_key_source
 
     try:
+        announce_key_source(settings.database_url)  # where the pseudonym key is, said once on stderr
         runtime = EngineRuntime(settings)
-    except (PolicyError, SendersError) as error:
+    except (PolicyError, SendersError, KeyProblem) as error:
         raise click.ClickException(str(error)) from error
     # Cases by state and overdue clocks, read from the database for /metrics every 15 s.
     runtime.extra_threads.append(partial(refresh_case_gauges, runtime.db, interval=15.0))
@@ -95,11 +97,11 @@ def diagram() -> None:
 
 
 def _register_client_commands() -> None:
-    from . import clients, operators
+    from . import clients, operators, records
     from .demo import demo
     from .queue_limits import queue_limits
 
-    for command in clients.COMMANDS + operators.COMMANDS:
+    for command in clients.COMMANDS + operators.COMMANDS + records.COMMANDS:
         cli.add_command(command)
     cli.add_command(demo)
     cli.add_command(queue_limits)

@@ -167,11 +167,15 @@ def list_dead_letters(settings, as_json, limit) -> None:
 @dead_letters.command(name="show")
 @click.argument("copy_id")
 @click.option("--body", "show_body", is_flag=True, help="Print the body too (it can hold personal data).")
+@click.option("--reason", default=None, help="Why you need to see the body (required with --body; logged).")
 @click.pass_obj
-def show_dead_letter(settings, copy_id, show_body) -> None:
-    """One copy's properties and headers; its body only with --body."""
+def show_dead_letter(settings, copy_id, show_body, reason) -> None:
+    """One copy's properties and headers; its body only with --body (and --reason, in the access log)."""
     from earlyhelp.reports.dead_letters import plain_headers, select
 
+    from .records import log_view, require_reason
+
+    reason = require_reason(reason, "dead-letters show --body") if show_body else None
     with _permission_refusals(), _queue(settings) as queue:
         copies = queue.read_all()
         (copy, *_), missing = select(copies, [copy_id]) if copies else ([None], [copy_id])
@@ -185,6 +189,10 @@ def show_dead_letter(settings, copy_id, show_body) -> None:
         click.echo(f"headers ({believed.get(copy.made_by, 'set by the sender, none believed')}): "
                    + json.dumps(plain_headers(copy.headers), indent=2, sort_keys=True))
         if show_body:
+            from earlyhelp.records.access_log import cases_named_in
+
+            log_view(settings, command="dead-letters show --body", shown=f"the body of dead-letter copy {copy.id}",
+                     reason=reason, case_ids=cases_named_in(copy.body))
             click.echo("body:")
             click.echo(escape(copy.body.decode("utf-8", "replace")))
         else:
@@ -283,18 +291,25 @@ def cases(settings, state, district, source, service, overdue, due_within, limit
 
 @click.command(name="case")
 @click.argument("case_id")
-@click.option("--show-personal", is_flag=True, help="Show the child's and notifier's details too.")
+@click.option("--show-personal", is_flag=True, help="Show the child's and notifier's details too (needs --reason).")
+@click.option("--reason", default=None, help="Why you need the personal details (required with --show-personal; logged).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def case(settings, case_id, show_personal, as_json) -> None:
+def case(settings, case_id, show_personal, reason, as_json) -> None:
     """One case: its facts, its timeline (who, when it happened, when recorded) and its SLA clocks."""
     from earlyhelp.reports.case_views import case_detail
 
+    from .records import log_view, require_reason
+
+    reason = require_reason(reason, "case --show-personal") if show_personal else None
     now = utc_now()
     with _engine(settings).connect() as conn:
         detail = case_detail(conn, case_id, now, personal=show_personal)
     if detail is None:
         raise click.ClickException(f"no case {escape(case_id)}")
+    if show_personal:  # logged before anything is shown
+        log_view(settings, command="case --show-personal", reason=reason, case_ids=[case_id],
+                 shown="the case's details: the notification as provided (child, notifier, free text)")
     if as_json:
         click.echo(json.dumps(detail, indent=2, default=str))
         return

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
+from earlyhelp.records.disclosures import note_disclosure
 from earlyhelp.schemas import EVENTS_EXCHANGE, event_routing_key, serialize_event
 from earlyhelp.workflows.case_flow import Case, Change
 
@@ -92,6 +93,7 @@ def record_changes(store, case: Case, changes: list[Change], recorded_at: dateti
         event = case_event(case, change, recorded_at)
         key = event_routing_key(change.event_type, district=case.district, school_urn=case.school_urn)
         store.add_outbox(outbox_row(event, key, recorded_at))
+        note_disclosure(store, event, EVENTS_EXCHANGE, key, recorded_at)  # personal data: the disclosure log
         if not change.is_transition:
             continue
         actor = change.actor or {}

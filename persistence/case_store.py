@@ -10,13 +10,14 @@ from datetime import datetime
 
 from sqlalchemy import JSON, Connection, and_, bindparam, func, insert, select, update
 
+from earlyhelp.records.pseudonyms import PendingIdentifiers
 from earlyhelp.workflows.case_flow import Case
 from earlyhelp.workflows.sla_clock import Pause
 from earlyhelp.workflows.sla_policy import Allowance
 from earlyhelp.workflows.sla_tracking import StageClock
 
 from .database import json_text
-from .tables import case_details, case_history, cases, outbox, processed_messages, sla_clocks
+from .tables import case_details, case_history, cases, disclosures, outbox, processed_messages, sla_clocks
 
 
 class ConcurrencyConflict(Exception):
@@ -46,6 +47,8 @@ class CaseStore:
         self._processed: list[dict] = []
         self._touched: dict[str, Case] = {}  # the latest object of every case this batch opened or changed
         self._new_ids: set[str] = set()
+        self._identifiers = PendingIdentifiers()  # keyed hashes of the child's identifiers (subject access)
+        self._disclosures: list[dict] = []
 
     # -- reads ----------------------------------------------------------------------------------
     def load_cases(self, case_ids) -> dict[str, Case]:
@@ -96,6 +99,7 @@ class CaseStore:
         self._new_ids.add(case.case_id)
         self._touched[case.case_id] = case
         self._new_details.append({"case_id": case.case_id, "notification": notification_json})
+        self._identifiers.opened(self.conn, case.case_id, notification_json)
 
     def change_case(self, case: Case, version_read: int) -> None:
         """Record that `case` changed; `version_read` is the version this transaction loaded (kept on first call)."""
@@ -106,12 +110,17 @@ class CaseStore:
 
     def change_details(self, case_id: str, notification_json: dict) -> None:
         self._changed_details[case_id] = notification_json
+        self._identifiers.changed(self.conn, case_id, notification_json)
 
     def add_history(self, row: dict) -> None:
         self._history.append(row)
 
     def add_outbox(self, row: dict) -> None:
         self._outbox.append(row)
+
+    def add_disclosure(self, row: dict) -> None:
+        """An event carrying personal data, staged in this transaction (earlyhelp.records.disclosures)."""
+        self._disclosures.append(row)
 
     def add_processed(self, key: str, content_hash: str, case_id: str | None, at: datetime) -> None:
         self._processed.append({"message_key": key, "content_hash": content_hash, "case_id": case_id,
@@ -141,6 +150,8 @@ class CaseStore:
         self._flush_clocks()
         bulk_insert(conn, case_history, self._history)
         bulk_insert(conn, outbox, self._outbox)
+        bulk_insert(conn, disclosures, self._disclosures)
+        self._identifiers.flush(conn, bulk_insert)
         bulk_insert(conn, processed_messages, self._processed)
 
     def _flush_clocks(self) -> None:

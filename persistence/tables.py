@@ -167,3 +167,41 @@ sla_clocks = Table(
     Index("ix_sla_clocks_open_due", "due_at", postgresql_where=text("stopped_at IS NULL"),
           sqlite_where=text("stopped_at IS NULL")),
 )
+
+# -- a child's record as the law expects (issue 13; earlyhelp.records) ---------------------------------
+case_identifiers = Table(
+    "case_identifiers", metadata,
+    # Keyed hashes (HMAC-SHA256) of the child's NHS number, UPN, and name + date of birth: found, never read.
+    Column("case_id", String(64), ForeignKey("cases.case_id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Index("ix_case_identifiers_digest", "digest"),
+)
+
+disclosures = Table(
+    "disclosures", metadata,
+    # Every event carrying personal data, recorded when it is staged: which field paths (never values),
+    # to whom (exchange and routing key), on what basis. Kept as long as the case's details.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("case_id", String(64), ForeignKey("cases.case_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("event_type", String(64), nullable=False),
+    Column("exchange", String(200), nullable=False),
+    Column("routing_key", String(255), nullable=False),
+    Column("field_paths", Json, nullable=False),
+    Column("basis", String(32), nullable=False),
+    Column("disclosed_at", UtcDateTime, nullable=False),
+)
+
+access_log = Table(
+    "access_log", metadata,
+    # Append-only: who saw personal data, when, what and why; case ids and what was shown, never the data.
+    # No command updates or deletes a row (on PostgreSQL a trigger refuses it), erasure included.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("operator", String(200), nullable=False),
+    Column("command", String(64), nullable=False),
+    Column("case_id", String(64), index=True),  # no foreign key: the log outlives anything it names
+    Column("shown", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)

@@ -130,7 +130,7 @@ def test_dead_letters_list_show_replay_exactly_once(settings, engine, tap, upstr
 
     shown = run(settings, "dead-letters", "show", listed[1]["id"]).output
     assert "x-earlyhelp-error" in shown and "Sam" not in shown and "hidden" in shown
-    assert "Sam" in run(settings, "dead-letters", "show", listed[1]["id"], "--body").output
+    assert "Sam" in run(settings, "dead-letters", "show", listed[1]["id"], "--body", "--reason", "fault 12").output
 
     # Once the case exists, the replayed triage goes through, once, and only that copy leaves the queue.
     assert upstream.publish("earlyhelp.notifications", "notification.school", encode(body)).ok
@@ -225,7 +225,7 @@ def test_cases_lists_without_personal_data_and_case_shows_the_timeline(settings,
     detail = json.loads(run(settings, "case", ids[1], "--json").output)
     assert [h["to_state"] for h in detail["history"]] == ["received", "checked", "triaged"]
     assert all(h["recorded_at"] for h in detail["history"])
-    assert "Sam" in run(settings, "case", ids[1], "--show-personal").output
+    assert "Sam" in run(settings, "case", ids[1], "--show-personal", "--reason", "SAR-1").output
     assert run(settings, "case", "no-such-case").exit_code == 1
 
 

@@ -1,0 +1,170 @@
+"""Subject access: every case of a child, found through the keyed hashes, as one JSON document or a
+printable chronology (HTML, self-contained: no scripts, fonts or images from anywhere).
+
+`{"request": {"by", "reason", "at"}, "cases": [{"case_id", "notification", "linked_notifications",
+"history", "disclosures", "clocks"}]}` (docs/contract.md). `notification` is null for an erased case;
+`linked_notifications` is [] until notifications can be linked to a case.
+"""
+from __future__ import annotations
+
+import html
+import json
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from .disclosures import case_disclosures
+from .pseudonyms import digest, normal_name_dob, normal_nhs_number, normal_upn
+
+
+class BadIdentifier(ValueError):
+    """An identifier given on the command line is malformed; the message never repeats it."""
+
+
+def search_digest(key: bytes, *, nhs_number: str | None = None, upn: str | None = None,
+                  name: str | None = None, dob: str | None = None) -> tuple[str, str]:
+    """(kind, digest) of the one identifier asked for, checked as the schemas check it."""
+    from earlyhelp.schemas.identifiers import nhs_number_problem, upn_problem
+
+    if nhs_number is not None:
+        value = normal_nhs_number(nhs_number)
+        problem = nhs_number_problem(value)
+        if problem:
+            raise BadIdentifier(f"--nhs-number: {problem}")
+        return "nhs_number", digest(key, "nhs_number", value)
+    if upn is not None:
+        value = normal_upn(upn)
+        problem = upn_problem(value)
+        if problem:
+            raise BadIdentifier(f"--upn: {problem}")
+        return "upn", digest(key, "upn", value)
+    if not name or not name.strip() or len(name.split()) < 2:
+        raise BadIdentifier('--name: give the given name and the family name, e.g. --name "Sam Taylor"')
+    try:
+        born = date.fromisoformat((dob or "").strip())
+    except ValueError:
+        raise BadIdentifier("--dob: not a date like 2015-05-02") from None
+    return "name_dob", digest(key, "name_dob", normal_name_dob(name, born))
+
+
+def find_cases(conn, kind: str, value: str) -> list[str]:
+    from earlyhelp.persistence.tables import case_identifiers, cases
+
+    rows = conn.execute(select(case_identifiers.c.case_id)
+                        .join(cases, cases.c.case_id == case_identifiers.c.case_id)
+                        .where(case_identifiers.c.kind == kind, case_identifiers.c.digest == value)
+                        .order_by(cases.c.received_at, cases.c.case_id))
+    return list(dict.fromkeys(rows.scalars()))
+
+
+def case_record(conn, case_id: str, now: datetime) -> dict:
+    """One case's entry: what the service holds about the child, its history, disclosures and clocks."""
+    from earlyhelp.persistence.tables import case_details, case_history, sla_clocks
+    from earlyhelp.reports.case_views import clock_status
+
+    notification = conn.execute(select(case_details.c.notification)
+                                .where(case_details.c.case_id == case_id)).scalar()
+    history = [dict(r._mapping) for r in conn.execute(
+        select(case_history.c.sequence, case_history.c.event_type, case_history.c.from_state,
+               case_history.c.to_state, case_history.c.occurred_at, case_history.c.recorded_at,
+               case_history.c.actor_id, case_history.c.actor_role, case_history.c.data)
+        .where(case_history.c.case_id == case_id).order_by(case_history.c.sequence))]
+    clocks = []
+    for c in conn.execute(select(sla_clocks).where(sla_clocks.c.case_id == case_id)
+                          .order_by(sla_clocks.c.started_at, sla_clocks.c.stage)):
+        clock = dict(c._mapping)
+        clocks.append({"stage": clock["stage"], "started": clock["started_at"],
+                       "paused": [p for p in clock["pauses"]], "deadline": clock["due_at"],
+                       "warning": clock["warning_at"], "state": clock_status(clock, now)})
+    return {"case_id": case_id, "notification": notification, "linked_notifications": [],
+            "history": history, "disclosures": case_disclosures(conn, case_id), "clocks": clocks}
+
+
+def subject_access_document(conn, case_ids: list[str], by: str, reason: str, now: datetime) -> dict:
+    return {"request": {"by": by, "reason": reason, "at": now},
+            "cases": [case_record(conn, case_id, now) for case_id in case_ids]}
+
+
+def _iso(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def to_json(document: dict) -> str:
+    return json.dumps(document, indent=2, default=_iso, ensure_ascii=False) + "\n"
+
+
+# -- the printable chronology ---------------------------------------------------------------------------
+_STYLE = """
+body { font: 11pt/1.45 Georgia, "Times New Roman", serif; margin: 2em auto; max-width: 48em; color: #111; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; border-bottom: 1px solid #999;
+margin-top: 2em; page-break-before: auto; } h3 { font-size: 1em; margin-bottom: 0.3em; }
+table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1em; font-size: 0.95em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.4em; text-align: left; vertical-align: top; }
+th { background: #eee; } .meta { color: #444; } dl { margin: 0.3em 0; } dt { font-weight: bold; }
+dd { margin: 0 0 0.4em 1.2em; white-space: pre-wrap; } @media print { h2 { page-break-before: always; } }
+"""
+
+
+def _e(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (datetime, date)):
+        return html.escape(value.isoformat())
+    if isinstance(value, (dict, list)):
+        return html.escape(json.dumps(value, sort_keys=True, default=_iso, ensure_ascii=False))
+    return html.escape(str(value))
+
+
+def _details(value, prefix: str = "") -> list[tuple[str, object]]:
+    if isinstance(value, dict):
+        items = []
+        for key in value:
+            items += _details(value[key], f"{prefix}{key}.")
+        return items
+    return [(prefix.rstrip("."), value)]
+
+
+def to_html(document: dict) -> str:
+    request = document["request"]
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>Subject access: Early Help records</title>", f"<style>{_STYLE}</style></head><body>",
+             "<h1>Early Help records held about the child</h1>",
+             f'<p class="meta">Prepared {_e(request["at"])} by {_e(request["by"])}; reason: {_e(request["reason"])}. '
+             f'{len(document["cases"])} case(s) found.</p>']
+    for case in document["cases"]:
+        parts.append(f"<h2>Case {_e(case['case_id'])}</h2>")
+        parts.append("<h3>What the service was told</h3>")
+        if case["notification"] is None:
+            parts.append("<p>The details of this case have been erased.</p>")
+        else:
+            parts.append("<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>"
+                                          for k, v in _details(case["notification"])) + "</dl>")
+        parts.append("<h3>Chronology</h3><table><tr><th>When it happened</th><th>What</th><th>State</th>"
+                     "<th>By</th><th>Recorded</th><th>Details</th></tr>")
+        for h in case["history"]:
+            by = f"{h['actor_id']} ({h['actor_role']})" if h.get("actor_id") else "the service"
+            parts.append(f"<tr><td>{_e(h['occurred_at'])}</td><td>{_e(h['event_type'])}</td>"
+                         f"<td>{_e(h['from_state'] or '')} &rarr; {_e(h['to_state'])}</td><td>{_e(by)}</td>"
+                         f"<td>{_e(h['recorded_at'])}</td><td>{_e(h['data'] or '')}</td></tr>")
+        parts.append("</table><h3>Who was told what</h3>")
+        if not case["disclosures"]:
+            parts.append("<p>Nothing about the child was sent to anyone outside the service.</p>")
+        else:
+            parts.append("<table><tr><th>When</th><th>To</th><th>Which details</th><th>Lawful basis</th></tr>")
+            for d in case["disclosures"]:
+                parts.append(f"<tr><td>{_e(d['disclosed_at'])}</td><td>{_e(d['routing_key'])}</td>"
+                             f"<td>{_e(', '.join(d['field_paths']))}</td><td>{_e(d['basis'])}</td></tr>")
+            parts.append("</table>")
+        parts.append("<h3>Time limits</h3>")
+        if not case["clocks"]:
+            parts.append("<p>None.</p>")
+        else:
+            parts.append("<table><tr><th>Stage</th><th>Started</th><th>Deadline</th><th>State</th></tr>")
+            for c in case["clocks"]:
+                parts.append(f"<tr><td>{_e(c['stage'])}</td><td>{_e(c['started'])}</td>"
+                             f"<td>{_e(c['deadline'])}</td><td>{_e(c['state'])}</td></tr>")
+            parts.append("</table>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
