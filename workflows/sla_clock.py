@@ -7,11 +7,18 @@ triage, a new closure day). Nothing here reads the clock; "now" is always an arg
 The rules (the public contract's "SLA stages"):
 
 * A clock runs from when the starting thing happened (``received_at``, a command's ``issued_at``).
-* ``calendar_days``: due ``amount`` 24-hour days after the start, plus the exact length of every pause.
+* ``calendar_days``: due ``amount`` 24-hour days after the start, plus the exact length of every pause
+  that counts.
 * ``working_days``: due at the end of working day ``amount + T`` (``WorkingDayCalendar``'s counting
-  convention), where T is the number of distinct working days the pauses touched (two short pauses
-  on one Tuesday excuse that Tuesday once).
-* While a pause is open the clock has no due time and no warning time (both None).
+  convention), where T is the number of distinct working days the counted pauses touched (two short
+  pauses on one Tuesday excuse that Tuesday once). A day that is not counted anyway excuses nothing:
+  under the contract's convention the day the stage started is not one of its working days, so a pause
+  on it moves nothing.
+* Only time that was still running is excused: pauses are taken in order, and one that begins at or
+  after the deadline as it stands (moved by the pauses before it) moves nothing, so an overdue stage
+  stays overdue and a report never turns it "on time".
+* While a counted pause is open the clock has no due time and no warning time (both None); a pause
+  opened after the deadline leaves the deadline where it was.
 * Pauses are clipped to the clock's start (time before a clock started cannot be excused) and
   overlapping pauses are merged, so the same time is never excused twice.
 * Warning: the moment ``warning_share`` of the allowance has gone, never after the due time.
@@ -94,13 +101,21 @@ def due_at(
     """When the allowance ends, as aware UTC; None while a pause is open."""
     start = _utc(started_at, "started_at")
     merged = normalise_pauses(start, pauses)
-    if _open(merged):
-        return None
-    if allowance.unit == "calendar_days":
-        paused = sum((p.resumed_at - p.paused_at for p in merged), timedelta())
-        return start + allowance.amount * _DAY + paused
-    touched = len(_working_days_touched(merged, calendar))
-    return calendar.working_day_deadline(start, allowance.amount + touched, counting)
+    calendar_days = allowance.unit == "calendar_days"
+    due = start + allowance.amount * _DAY if calendar_days else \
+        calendar.working_day_deadline(start, allowance.amount, counting)
+    excused: set = set()
+    for pause in merged:  # in order: each one can move the deadline past the next one's start
+        if pause.paused_at >= due:
+            break  # the clock had already run out: this pause, and every later one, moves nothing
+        if pause.resumed_at is None:
+            return None
+        if calendar_days:
+            due += pause.resumed_at - pause.paused_at
+        else:
+            excused |= _working_days_touched([pause], calendar, _first_counted_day(start, counting))
+            due = calendar.working_day_deadline(start, allowance.amount + len(excused), counting)
+    return due
 
 
 def warning_at(
@@ -195,10 +210,6 @@ def normalise_pauses(started_at: datetime, pauses: Iterable[PauseLike]) -> list[
     return merged
 
 
-def _open(pauses: Sequence[Pause]) -> bool:
-    return any(p.resumed_at is None for p in pauses)
-
-
 def _calendar_warning(start: datetime, allowed: timedelta, pauses: Sequence[Pause]) -> datetime:
     # Walk forward, spending unpaused time until `allowed` has run; a pause on the way moves it on.
     moment, remaining = start, allowed
@@ -225,17 +236,23 @@ def _working_warning(
         moment = _working_moment(start, share_of_days + extra, calendar, counting)
         if pause.paused_at >= moment:
             return moment
-        extra = len(_working_days_touched(pauses[: i + 1], calendar))
+        extra = len(_working_days_touched(pauses[: i + 1], calendar, _first_counted_day(start, counting)))
     return _working_moment(start, share_of_days + extra, calendar, counting)
 
 
-def _working_days_touched(pauses: Sequence[Pause], calendar: WorkingDayCalendar) -> set:
-    """The distinct working days any of the (closed) pauses overlapped: each is excused once."""
+def _first_counted_day(start: datetime, counting: Counting):
+    """The first local date that can be one of the stage's working days: the start day itself only when
+    it counts as day 1 ("start_day"); under the contract's convention, the day after."""
+    return local_date(start) + (_DAY if counting == "next_working_day" else timedelta())
+
+
+def _working_days_touched(pauses: Sequence[Pause], calendar: WorkingDayCalendar, first_counted) -> set:
+    """The distinct counted working days any of the (closed) pauses overlapped: each is excused once."""
     days = set()
     for pause in pauses:
         if pause.resumed_at <= pause.paused_at:
             continue
-        first, last = local_date(pause.paused_at), local_date(pause.resumed_at)
+        first, last = max(local_date(pause.paused_at), first_counted), local_date(pause.resumed_at)
         if pause.resumed_at == start_of_day(last):  # ending at midnight does not touch the day it begins
             last -= _DAY
         day = first

@@ -44,7 +44,8 @@ class StageClock:
     @property
     def next_check_at(self) -> datetime | None:
         """The next moment the scanner must look at this clock; None when nothing more can fire."""
-        if not self.running or self.paused or self.breached_at is not None or self.due_at is None:
+        # A pause that began after the deadline leaves due_at set: the overdue clock still breaches.
+        if not self.running or self.breached_at is not None or self.due_at is None:
             return None
         if self.warned_at is None and self.warning_at is not None and self.warning_at < self.due_at:
             return self.warning_at

@@ -234,3 +234,64 @@ def test_warning_is_after_the_start_and_not_after_due(start, amount, unit, share
     assert start < warning < due
     # Pauses only ever move the due time later.
     assert due >= due_at(start, allowance, [], CAL)
+
+
+# --- pauses counted as the contract says (issue 14, item 5) -------------------------------------
+
+units = st.sampled_from(["calendar_days", "working_days"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=instants, amount=st.integers(1, 30), unit=units, offsets=pause_lists,
+       after=st.timedeltas(timedelta(0), timedelta(days=30)), length=st.none() | st.timedeltas(timedelta(0), timedelta(days=10)))
+def test_a_pause_that_begins_at_or_after_the_deadline_moves_nothing(start, amount, unit, offsets, after, length):
+    allowance = Allowance(amount=amount, unit=unit)
+    pauses = [(start + a, start + a + b) for a, b in offsets]
+    due = due_at(start, allowance, pauses, CAL)
+    late = (due + after, None if length is None else due + after + length)  # open or closed
+    assert due_at(start, allowance, [*pauses, late], CAL) == due
+    # So an overdue stage stays overdue: the deadline it is judged by cannot move past its stop.
+    assert compute_clock("s", start, allowance, [*pauses, late], CAL, 0.75).due_at == due
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=instants, amount=st.integers(1, 30), day=st.integers(1, 20),
+       cuts=st.lists(st.integers(1, 1439), min_size=2, max_size=6, unique=True))
+def test_a_working_day_touched_by_several_pauses_is_excused_once(start, amount, day, cuts):
+    allowance = Allowance(amount=amount, unit="working_days")
+    local_day = start.astimezone(LONDON).date() + timedelta(days=day)
+    midnight = datetime(local_day.year, local_day.month, local_day.day, tzinfo=LONDON)
+    cuts = sorted(cuts)
+    one = [(midnight + timedelta(minutes=cuts[0]), midnight + timedelta(minutes=cuts[-1]))]
+    several = [(midnight + timedelta(minutes=a), midnight + timedelta(minutes=b))
+               for a, b in zip(cuts[::2], cuts[1::2])]
+    # One pause over the stretch, or several short ones inside it on the same day: the same excuse.
+    assert due_at(start, allowance, several, CAL) == due_at(start, allowance, one, CAL)
+    assert due_at(start, allowance, one, CAL) <= due_at(start, allowance, [], CAL) + timedelta(days=7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=instants, amount=st.integers(1, 30), a=st.floats(0, 1), b=st.floats(0, 1))
+def test_a_pause_on_the_day_a_working_day_stage_started_moves_nothing(start, amount, a, b):
+    allowance = Allowance(amount=amount, unit="working_days")
+    local = start.astimezone(LONDON)
+    end_of_start_day = datetime(local.year, local.month, local.day, tzinfo=LONDON) + timedelta(days=1)
+    rest = end_of_start_day.astimezone(UTC) - start
+    first, second = sorted((a, b))
+    pause = (start + rest * first, start + rest * second)
+    assert due_at(start, allowance, [pause], CAL) == due_at(start, allowance, [], CAL)
+
+
+def test_the_three_readings_on_a_worked_example():
+    # Triaged Monday 23 Nov 2026 10:00 (London = UTC in winter): 4 working days, due end of Friday 27th.
+    triaged = utc(2026, 11, 23, 10)
+    due = utc(2026, 11, 28)
+    assert due_at(triaged, ALLOCATION, [], CAL) == due
+    # A pause on the Monday itself moves nothing: that day was never one of the four.
+    assert due_at(triaged, ALLOCATION, [(utc(2026, 11, 23, 11), utc(2026, 11, 23, 15))], CAL) == due
+    # Two pauses on the Tuesday excuse it once: due end of Monday 30th.
+    tuesday = [(utc(2026, 11, 24, 9), utc(2026, 11, 24, 10)), (utc(2026, 11, 24, 14), utc(2026, 11, 24, 15))]
+    assert due_at(triaged, ALLOCATION, tuesday, CAL) == utc(2026, 12, 1)
+    # A pause from Saturday 28th, once the stage is overdue, moves nothing, open or closed.
+    assert due_at(triaged, ALLOCATION, [(utc(2026, 11, 28, 9), None)], CAL) == due
+    assert due_at(triaged, ALLOCATION, [(utc(2026, 11, 28, 9), utc(2026, 12, 2, 9))], CAL) == due

@@ -78,3 +78,17 @@ def test_closing_stops_every_running_clock():
     tracker.follow(clocks, False, change("case.received", T0))
     tracker.follow(clocks, False, change("case.closed", T0 + timedelta(days=1)))
     assert all(not c.running for c in clocks.values())
+
+
+def test_a_clock_paused_after_its_deadline_stays_due_and_still_breaches():
+    clocks = {}
+    tracker.follow(clocks, True, change("case.received", T0))  # priority: due two days later
+    late = T0 + timedelta(days=3)
+    tracker.follow(clocks, True, change("case.information_requested", late))
+    clock = clocks["triage"]
+    assert clock.paused and clock.due_at == T0 + timedelta(days=2), "the pause began once the time had run out"
+    assert clock.next_check_at is not None, "the scanner still looks at it"
+    alert = tracker.due_alert(clock, late + timedelta(minutes=1))
+    assert alert is not None and alert.kind == "breached"
+    tracker.follow(clocks, True, change("case.information_provided", late + timedelta(days=5)))
+    assert clock.due_at == T0 + timedelta(days=2), "and resuming does not move it either"
