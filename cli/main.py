@@ -28,10 +28,7 @@ def cli(ctx: click.Context, log_level: str | None) -> None:
 @click.pass_obj
 def serve(settings) -> None:
     """Run the engine: declare the topology, apply migrations, consume, publish events."""
-    from functools import partial
-
-    from earlyhelp.consumers.runtime import EngineRuntime
-    from earlyhelp.metrics import refresh_case_gauges
+    from earlyhelp.bootstrap import bootstrap
     from earlyhelp.status_server import PortTaken, start_status_server
 
     from earlyhelp.workflows.senders import SendersError
@@ -40,11 +37,9 @@ def serve(settings) -> None:
 
     try:
         announce_key_source(settings.database_url)  # where the pseudonym key is, said once on stderr
-        runtime = EngineRuntime(settings)
+        runtime = bootstrap(settings, case_gauges=True)  # with /metrics' case gauges, refreshed every 15 s
     except (PolicyError, SendersError, KeyProblem) as error:
         raise click.ClickException(str(error)) from error
-    # Cases by state and overdue clocks, read from the database for /metrics every 15 s.
-    runtime.extra_threads.append(partial(refresh_case_gauges, runtime.db, interval=15.0))
     server = None
     if settings.metrics_port:
         try:

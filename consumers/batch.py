@@ -1,5 +1,8 @@
 """Handles a batch of deliveries in one database transaction, committed before anything is acked.
 
+`Batch` is one transaction's worth of deliveries (its store, the cases it loaded, what it did), which the
+handlers (consumers/handlers.py) work in; `BatchProcessor` runs parse → transaction(handlers) → commit.
+
 Failures are sorted by cause, because each needs a different answer:
 - a lost race with another worker (a case's version moved, a processed id inserted first): retry the
   batch at once; the second pass sees the other worker's work as a repeat or a newer version;
@@ -20,15 +23,16 @@ from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
 from earlyhelp.logs import get_logger
-from earlyhelp.persistence.case_store import CaseStore
 from earlyhelp.persistence.failures import is_database_unavailable, is_lost_race
-from earlyhelp.schemas import COMMANDS_EXCHANGE, MessageRefused
-from earlyhelp.workflows.case_flow import CaseFlow
+from earlyhelp.persistence.store import Store, Transactions, sql_transactions
+from earlyhelp.schemas import COMMANDS_EXCHANGE, MessageRefused, Notification
+from earlyhelp.schemas.events import public_code
+from earlyhelp.workflows.case_flow import Case, CaseFlow
 from earlyhelp.workflows.commands import command_models
 
 from .delivery import Delivery
-from .handlers import Batch, Handled, Parsed, handle, parse
-from .refusals import dead_letter_row, minimal_dead_letter_row
+from .handlers import Handled, Parsed, handle, parse
+from .refusals import dead_letter_row, minimal_dead_letter_row, rejection_event, rejection_row
 
 log = get_logger("earlyhelp.batch")
 
@@ -44,13 +48,74 @@ class BatchResult:
     handled: list[Handled]
 
 
+class Batch:
+    """One transaction's worth of deliveries: the store, the cases loaded, what this batch already did."""
+
+    def __init__(self, store: Store, flow: CaseFlow, now: datetime) -> None:
+        self.store, self.flow, self.now = store, flow, now
+        self.cases: dict[str, Case] = {}
+        self.versions_read: dict[str, int] = {}
+        self.processed: dict[str, tuple[str, str | None, datetime]] = {}
+        self.details: dict[str, Notification] = {}
+
+    def preload(self, parsed: list[Parsed]) -> None:
+        """Read every processed id and case the batch names: two queries for the whole batch."""
+        self.processed = self.store.load_processed(p.key for p in parsed if p.key)
+        command_cases = [p.case_id for p in parsed if p.input == "command" and p.message is not None]
+        self.cases = self.store.load_cases(command_cases)
+        self.versions_read = {cid: c.version for cid, c in self.cases.items()}
+
+    def notification_of(self, case_id: str) -> Notification:
+        if case_id not in self.details:
+            stored = self.store.load_details(case_id)
+            self.details[case_id] = Notification.model_validate(stored, context={"stored": True})
+        return self.details[case_id]
+
+    # -- outcomes shared by the handlers ---------------------------------------------------------
+    def repeat_or_conflict(self, parsed: Parsed, digest: str) -> Handled | None:
+        seen = self.processed.get(parsed.key)
+        if seen is None:
+            return None
+        first_hash, case_id, first_at = seen
+        if first_hash == digest:
+            return Handled("repeat", case_id, message_key=parsed.key)
+        kind, ident = parsed.input, parsed.ident
+        reason = (f"{kind}_id '{ident}' was already used on {first_at.isoformat()} for a different {kind}"
+                  f"{f' (case {case_id})' if case_id else ''}; send a new id for a new {kind}")
+        self.refuse(parsed, MessageRefused(reason, [f"{kind}_id: already used for different content"],
+                                           ids={f"{kind}_id": ident, "case_id": case_id}, code="conflict"))
+        return Handled("conflict", case_id, reason, parsed.key)
+
+    def refuse(self, parsed: Parsed, refusal: MessageRefused, dead_letter: bool = True,
+               extra: dict | None = None) -> Handled:
+        event_type = f"{parsed.input}.rejected"
+        # The contract's one word for the kind of refusal; the fine-grained code stays for the metrics.
+        extra = {"code": public_code(refusal.code), **(extra or {})}
+        event = rejection_event(event_type, refusal.reason, refusal.errors, refusal.ids, parsed.delivery,
+                                self.now, extra)
+        self.store.add_outbox(rejection_row(event, self.now))
+        if dead_letter:
+            self.store.add_outbox(dead_letter_row(parsed.delivery, refusal.reason, self.now,
+                                                  getattr(refusal, "original_size", None)))
+        metrics.REFUSALS.labels(parsed.input, refusal.code).inc()
+        return Handled("refused" if dead_letter else "not_allowed", refusal.ids.get("case_id"), refusal.reason)
+
+    def mark_processed(self, parsed: Parsed, digest: str, case_id: str) -> None:
+        self.store.add_processed(parsed.key, digest, case_id, self.now)
+        self.processed[parsed.key] = (digest, case_id, self.now)
+
+
 class BatchProcessor:
     """Runs batches through parse → transaction(handlers) → commit; the caller acks after it returns."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime], districts, flow: CaseFlow | None = None,
+    def __init__(self, engine: Engine | None, clock: Callable[[], datetime], districts, flow: CaseFlow | None = None,
                  on_database_state: Callable[[bool], None] | None = None,
-                 should_stop: Callable[[], bool] = lambda: False, sleep=time.sleep) -> None:
+                 should_stop: Callable[[], bool] = lambda: False, sleep=time.sleep,
+                 transactions: Transactions | None = None) -> None:
+        """`transactions`: opens a transaction and gives its store; by default SQL transactions on `engine`
+        (persistence/store.py), a MemoryDatabase's in the handlers' unit tests."""
         self.engine, self.clock, self.districts = engine, clock, list(districts)
+        self.transaction = transactions or sql_transactions(engine)
         self.flow = flow or CaseFlow()
         # The routing of case.<command> keys follows the flow's command table, built once.
         self.command_models = command_models(self.flow.commands)
@@ -96,8 +161,7 @@ class BatchProcessor:
         races, backoff = 0, 0.05
         while True:
             try:
-                with self.engine.begin() as conn:
-                    store = CaseStore(conn)
+                with self.transaction() as store:
                     batch = Batch(store, self.flow, now or self.clock())
                     batch.preload(parsed)
                     handled = [handle(batch, p) for p in parsed]
@@ -152,8 +216,7 @@ class BatchProcessor:
             while True:
                 try:
                     row = build(delivery, reason, self.clock())
-                    with self.engine.begin() as conn:
-                        store = CaseStore(conn)
+                    with self.transaction() as store:
                         store.add_outbox(row)
                         store.flush(self.clock())
                     return True

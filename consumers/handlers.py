@@ -1,6 +1,6 @@
 """The engine's message handlers, one per input, and the table that routes a delivery to its handler.
 
-A handler runs inside the batch's transaction (a `Batch`): it drops repeats, loads the case, fires
+A handler runs inside the batch's transaction (a `Batch`, consumers/batch.py): it drops repeats, loads the case, fires
 the transition through the domain (`workflows`) and stages history, events and the processed id.
 Adding a command is one model (schemas), one domain function and its entry in the command table
 (workflows/commands.py), its tests; the table here routes every `case.<command>` key to `handle_command`,
@@ -10,20 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from earlyhelp import metrics
 from earlyhelp.schemas import (
-    COMMANDS_EXCHANGE, NOTIFICATIONS_EXCHANGE, MessageRefused, Notification, content_hash,
-    parse_command, parse_notification,
+    COMMANDS_EXCHANGE, NOTIFICATIONS_EXCHANGE, MessageRefused, content_hash, parse_command, parse_notification,
 )
-from earlyhelp.schemas.events import public_code
-from earlyhelp.workflows.case_flow import Case, CaseFlow, CommandOutOfOrder
+from earlyhelp.workflows.case_flow import CommandOutOfOrder
 from earlyhelp.workflows.case_machine import TransitionNotAllowed
 from earlyhelp.workflows.senders import SenderRefused
 
 from .delivery import Delivery
 from .recording import case_id_for, command_key, notification_key, record_changes
-from .refusals import dead_letter_row, rejection_event, rejection_row
+
+if TYPE_CHECKING:
+    from .batch import Batch
 
 
 @dataclass
@@ -90,63 +90,6 @@ def parse(delivery: Delivery, now: datetime, districts, commands=None) -> Parsed
         return Parsed(delivery, kind, message=parser())
     except MessageRefused as refusal:
         return Parsed(delivery, kind, refusal=refusal)
-
-
-class Batch:
-    """One transaction's worth of deliveries: the store, the cases loaded, what this batch already did."""
-
-    def __init__(self, store, flow: CaseFlow, now: datetime) -> None:
-        self.store, self.flow, self.now = store, flow, now
-        self.cases: dict[str, Case] = {}
-        self.versions_read: dict[str, int] = {}
-        self.processed: dict[str, tuple[str, str | None, datetime]] = {}
-        self.details: dict[str, Notification] = {}
-
-    def preload(self, parsed: list[Parsed]) -> None:
-        """Read every processed id and case the batch names: two queries for the whole batch."""
-        self.processed = self.store.load_processed(p.key for p in parsed if p.key)
-        command_cases = [p.case_id for p in parsed if p.input == "command" and p.message is not None]
-        self.cases = self.store.load_cases(command_cases)
-        self.versions_read = {cid: c.version for cid, c in self.cases.items()}
-
-    def notification_of(self, case_id: str) -> Notification:
-        if case_id not in self.details:
-            stored = self.store.load_details(case_id)
-            self.details[case_id] = Notification.model_validate(stored, context={"stored": True})
-        return self.details[case_id]
-
-    # -- outcomes shared by the handlers ---------------------------------------------------------
-    def repeat_or_conflict(self, parsed: Parsed, digest: str) -> Handled | None:
-        seen = self.processed.get(parsed.key)
-        if seen is None:
-            return None
-        first_hash, case_id, first_at = seen
-        if first_hash == digest:
-            return Handled("repeat", case_id, message_key=parsed.key)
-        kind, ident = parsed.input, parsed.ident
-        reason = (f"{kind}_id '{ident}' was already used on {first_at.isoformat()} for a different {kind}"
-                  f"{f' (case {case_id})' if case_id else ''}; send a new id for a new {kind}")
-        self.refuse(parsed, MessageRefused(reason, [f"{kind}_id: already used for different content"],
-                                           ids={f"{kind}_id": ident, "case_id": case_id}, code="conflict"))
-        return Handled("conflict", case_id, reason, parsed.key)
-
-    def refuse(self, parsed: Parsed, refusal: MessageRefused, dead_letter: bool = True,
-               extra: dict | None = None) -> Handled:
-        event_type = f"{parsed.input}.rejected"
-        # The contract's one word for the kind of refusal; the fine-grained code stays for the metrics.
-        extra = {"code": public_code(refusal.code), **(extra or {})}
-        event = rejection_event(event_type, refusal.reason, refusal.errors, refusal.ids, parsed.delivery,
-                                self.now, extra)
-        self.store.add_outbox(rejection_row(event, self.now))
-        if dead_letter:
-            self.store.add_outbox(dead_letter_row(parsed.delivery, refusal.reason, self.now,
-                                                  getattr(refusal, "original_size", None)))
-        metrics.REFUSALS.labels(parsed.input, refusal.code).inc()
-        return Handled("refused" if dead_letter else "not_allowed", refusal.ids.get("case_id"), refusal.reason)
-
-    def mark_processed(self, parsed: Parsed, digest: str, case_id: str) -> None:
-        self.store.add_processed(parsed.key, digest, case_id, self.now)
-        self.processed[parsed.key] = (digest, case_id, self.now)
 
 
 def sender_refusal(refused: SenderRefused, ids: dict) -> MessageRefused:

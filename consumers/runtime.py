@@ -7,6 +7,9 @@ connection is re-established with backoff whenever the broker goes away; anythin
 redelivered by the broker and recognised as a repeat if it was already committed.
 On SIGTERM or SIGINT the engine stops consuming, handles and acks what it already holds, lets the relay
 publish what is pending, and exits 0.
+
+The runtime only runs: its collaborators (database engine, batch processor, relay, scanner, senders) are
+built and wired by earlyhelp/bootstrap.py, the one composition root.
 """
 from __future__ import annotations
 
@@ -23,18 +26,12 @@ from kombu import Connection, Consumer
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from earlyhelp import metrics
-from earlyhelp.clock import next_backoff, utc_now
+from earlyhelp.clock import next_backoff
 from earlyhelp.config import Settings
 from earlyhelp.logs import get_logger
-from earlyhelp.persistence.database import make_engine, migrate
+from earlyhelp.persistence.database import migrate
 from earlyhelp.persistence.failures import is_database_unavailable
-from earlyhelp.producers.outbox_relay import OutboxRelay
-from earlyhelp.timers.sla_scanner import SlaScanner
 
-from earlyhelp.workflows.case_flow import CaseFlow
-from earlyhelp.workflows.senders import load_senders
-from earlyhelp.workflows.sla_policy import load_policy
-from earlyhelp.workflows.sla_tracking import SlaTracker
 
 from . import tolerant_amqp
 from .batch import UNSETTLED, BatchProcessor, DatabaseUnavailable
@@ -77,33 +74,62 @@ class _TlsConnection(Connection):
         super().switch(conn_str)
 
 
-class EngineRuntime:
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now, *, migrate_on_start: bool = True,
-                 extra_threads: list[Callable[[threading.Event], None]] | None = None) -> None:
-        self.settings, self.clock = settings, clock
-        self.db = make_engine(settings.database_url)
-        self.migrate_on_start = migrate_on_start
+class EngineStatus:
+    """What the engine's parts share while it runs: the stop flag, whether the broker and the database are up
+    (/readyz, /metrics), and the broker connection whose heartbeats a batch held through an outage keeps going."""
+
+    def __init__(self) -> None:
         self.stopping = threading.Event()
         self.broker_connected = False
         self.database_up = False
+        self.connection: Connection | None = None
+
+    def database_state(self, up: bool) -> None:
+        self.database_up = up
+        metrics.DATABASE_UP.set(1 if up else 0)
+
+    def broker_state(self, up: bool) -> None:
+        self.broker_connected = up
+        metrics.BROKER_CONNECTED.set(1 if up else 0)
+
+    def patient_sleep(self, seconds: float) -> None:
+        """Sleep while holding a batch (database away), keeping the broker connection's heartbeats going."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0 and not self.stopping.is_set():
+            if self.connection is not None:
+                try:
+                    self.connection.heartbeat_check()
+                except Exception:  # noqa: BLE001 - a lost connection shows up at the next ack
+                    pass
+            time.sleep(min(left, 0.5))
+
+
+class EngineRuntime:
+    """The consume loop and the threads beside it (relay, SLA scanner, extras), given everything it runs."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime], *, status: EngineStatus, db,
+                 processor: BatchProcessor, relay, scanner, senders, connect: Callable[[], Connection],
+                 migrate_on_start: bool = True,
+                 extra_threads: list[Callable[[threading.Event], None]] | None = None) -> None:
+        self.settings, self.clock, self.status = settings, clock, status
+        self.db, self.processor, self.relay, self.scanner = db, processor, relay, scanner
+        self.senders, self.connect = senders, connect
+        self.migrate_on_start = migrate_on_start
+        self.extra_threads = list(extra_threads or [])
         self.pending: list[Delivery] = []
-        self.connect = partial(broker_connection, settings.broker_url, settings.broker_ca_file)
-        # The SLA policy is checked here, at start, so a bad policy file stops `serve` with its reason.
-        self.sla = SlaTracker(load_policy(settings.sla_policy))
-        # So is the senders file (SendersError); without one the engine is open, and says so in run().
-        self.senders = load_senders(settings.senders, settings.district_names)
-        self.processor = BatchProcessor(self.db, clock, settings.district_names,
-                                        flow=CaseFlow(sla=self.sla, senders=self.senders),
-                                        on_database_state=self._database_state, should_stop=self.stopping.is_set,
-                                        sleep=self._patient_sleep)
-        self.relay = OutboxRelay(self.db, self.connect, clock, on_return=self._redeclare,
-                                 on_database_state=self._database_state)
-        self.scanner = SlaScanner(self.db, self.sla, clock, on_raised=self.relay.wake.set)
-        scan = partial(self.scanner.run, interval=settings.sla_scan_interval)
-        scan.__name__ = "sla-scanner"
-        self.extra_threads = [scan, *(extra_threads or [])]
-        self._conn: Connection | None = None
         self.handled_total = 0
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self.status.stopping
+
+    @property
+    def broker_connected(self) -> bool:
+        return self.status.broker_connected
+
+    @property
+    def database_up(self) -> bool:
+        return self.status.database_up
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self, install_signals: bool = True) -> int:
@@ -112,8 +138,7 @@ class EngineRuntime:
             signal.signal(signal.SIGINT, lambda *_: self.stop())
         if self.migrate_on_start:
             self._migrate_when_the_database_answers()
-        self.database_up = True
-        metrics.DATABASE_UP.set(1)
+        self.status.database_state(True)
         if self.senders.is_open:
             log.warning("no senders file (EARLYHELP_SENDERS): the engine is open to every sender, with or "
                         "without user_id; every broker user may send every source and command")
@@ -169,7 +194,7 @@ class EngineRuntime:
         backoff = 0.2
         while not self.stopping.is_set():
             conn = self.connect()
-            self._conn = conn
+            self.status.connection = conn
             try:
                 conn.ensure_connection(max_retries=1)
                 channel = conn.channel()
@@ -185,7 +210,7 @@ class EngineRuntime:
                     # _collect, which keeps the budget.
                     for queue in consumer.queues:
                         consumer._basic_consume(queue, no_ack=False, nowait=True)
-                self._set_broker(True)
+                self.status.broker_state(True)
                 backoff = 0.2
                 while not self.stopping.is_set():
                     self._collect(conn)
@@ -205,7 +230,7 @@ class EngineRuntime:
             # none of the transport's connection_errors: without it a broker that is still away at the
             # reconnect would end the engine.
             except conn.connection_errors + conn.channel_errors + (OSError, BrokerUnreachable) as error:
-                self._set_broker(False)
+                self.status.broker_state(False)
                 self.pending.clear()  # unacked: the broker redelivers them
                 log.warning("broker connection lost; reconnecting", error=type(error).__name__,
                             detail=str(error)[:200], retry_in_s=backoff)
@@ -219,8 +244,8 @@ class EngineRuntime:
                 self.stopping.wait(backoff)
                 backoff = next_backoff(backoff)
             finally:
-                self._set_broker(False)
-                self._conn = None
+                self.status.broker_state(False)
+                self.status.connection = None
                 try:
                     conn.release()
                 except Exception:  # noqa: BLE001
@@ -294,32 +319,14 @@ class EngineRuntime:
             else:
                 delivery.handle.ack()
 
-    # -- helpers ---------------------------------------------------------------------------------
-    def _patient_sleep(self, seconds: float) -> None:
-        """Sleep while holding a batch (database away), keeping the broker connection's heartbeats going."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0 and not self.stopping.is_set():
-            if self._conn is not None:
-                try:
-                    self._conn.heartbeat_check()
-                except Exception:  # noqa: BLE001 - a lost connection shows up at the next ack
-                    pass
-            time.sleep(min(left, 0.5))
 
-    def _database_state(self, up: bool) -> None:
-        self.database_up = up
-        metrics.DATABASE_UP.set(1 if up else 0)
-
-    def _set_broker(self, up: bool) -> None:
-        self.broker_connected = up
-        metrics.BROKER_CONNECTED.set(1 if up else 0)
-
-    def _redeclare(self, conn: Connection | None) -> None:
-        if conn is not None:
-            try:
-                declare_topology(conn.default_channel)
-            except Exception as error:  # noqa: BLE001
-                log.warning("could not redeclare the topology", error=type(error).__name__)
+def redeclare_topology(conn: Connection | None) -> None:
+    """After the broker returned an engine message (its queue was gone), declare the topology again."""
+    if conn is not None:
+        try:
+            declare_topology(conn.default_channel)
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not redeclare the topology", error=type(error).__name__)
 
 
 def url_without_password(url: str) -> str:

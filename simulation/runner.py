@@ -85,7 +85,7 @@ class Sender:
 
 def run_demo(settings: Settings, seed: int, days: int, per_day: int,
              progress: Callable[[str], None] = print) -> DemoResult:
-    from earlyhelp.consumers.runtime import EngineRuntime
+    from earlyhelp.bootstrap import bootstrap
 
     rng = random.Random(seed)
     # The span ends at today's midnight (UTC): every simulated time is in the past, and the same seed
@@ -102,7 +102,7 @@ def run_demo(settings: Settings, seed: int, days: int, per_day: int,
     timeline = [item for item in timeline if item[0] <= end]
 
     clock = SimulatedClock(start)
-    runtime = EngineRuntime(settings, clock)
+    runtime = bootstrap(settings, clock)
     engine_thread = threading.Thread(target=runtime.run, kwargs={"install_signals": False}, daemon=True)
     engine_thread.start()
     _wait(lambda: runtime.ready()[0], 30, "the engine did not become ready")

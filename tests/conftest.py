@@ -149,10 +149,10 @@ class RunningEngine:
     """An engine in a thread of the test process, stopped as `serve` is on SIGTERM."""
 
     def __init__(self, settings, clock=None):
+        from earlyhelp.bootstrap import bootstrap
         from earlyhelp.clock import utc_now
-        from earlyhelp.consumers.runtime import EngineRuntime
 
-        self.runtime = EngineRuntime(settings, clock or utc_now)
+        self.runtime = bootstrap(settings, clock or utc_now)
         self.thread = threading.Thread(target=self.runtime.run, kwargs={"install_signals": False}, daemon=True)
 
     def start(self):
