@@ -14,8 +14,8 @@ from datetime import datetime
 from earlyhelp.schemas import MessageRefused
 
 from .checks import check_notification
-from .states import ALLOCATED, AWAITING_INFORMATION, CLOSED, STEPPED_DOWN, CaseState
 from .senders import OPEN, SendersPolicy
+from .states import ALLOCATED, AWAITING_INFORMATION, CLOSED, STEPPED_DOWN, CaseState
 
 
 @dataclass
