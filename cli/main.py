@@ -93,6 +93,8 @@ def diagram() -> None:
 
 def _register_client_commands() -> None:
     from . import clients, operators, records
+    from .clocks import clocks
+    from .policy import policy
     from .demo import demo
     from .queue_limits import queue_limits
 
@@ -100,6 +102,8 @@ def _register_client_commands() -> None:
         cli.add_command(command)
     cli.add_command(demo)
     cli.add_command(queue_limits)
+    cli.add_command(clocks)
+    cli.add_command(policy)
 
 
 _register_client_commands()

@@ -362,8 +362,8 @@ def _date(value: str | None, name: str) -> date | None:
 @click.option("--from", "first", default=None, help="First day (London date, YYYY-MM-DD); default 90 days ago.")
 @click.option("--to", "last", default=None, help="Last day, included; default today.")
 @click.option("--district", default=None, help="One district's figures only.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "html"]), default="text",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "html", "cin-sources"]), default="text",
+              show_default=True, help="cin-sources: each notification's Children in Need census referral source code, as CSV.")
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write to this file instead of standard output.")
 @click.pass_obj
@@ -392,10 +392,15 @@ def report(settings, first, last, district, fmt, output) -> None:
         raise click.ClickException(str(error)) from error
     engine = _engine(settings)
     try:
-        data = load_report(engine, Period(first_day, last_day), policy, districts, now, district)
+        if fmt == "cin-sources":
+            from earlyhelp.reports.cin_sources import render_csv
+            from earlyhelp.reports.loader import notification_sources
+
+            text = render_csv(notification_sources(engine, Period(first_day, last_day), district))
+        else:
+            text = render(load_report(engine, Period(first_day, last_day), policy, districts, now, district), fmt)
     finally:
         engine.dispose()
-    text = render(data, fmt)
     if output:
         with open(output, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

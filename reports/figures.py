@@ -148,7 +148,13 @@ def percentile_90(values: list[float]) -> float | None:
 
 # -- volumes --------------------------------------------------------------------------------------
 def by_source(cases: list[CaseRow]) -> list[dict]:
-    """Counts and shares in the service's groups; social care split into step-downs and other."""
+    """Counts and shares in the service's groups; social care split into step-downs and other.
+
+    Missing-child notifications are counted apart (`by_kind`), as the 2014 briefing lists them: they come
+    almost all from the police, and counting them here would shrink every other source's share (schools'
+    60% of requests would read as 42% of everything), so shares are comparable year on year only without.
+    """
+    cases = [c for c in cases if c.kind != "missing_child"]
     total = len(cases)
     rows = []
     for group, label, sources in SOURCE_GROUPS:
@@ -377,6 +383,7 @@ def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[Case
                    "as_of": as_of.isoformat()},
         "notifications": {"total": len(cases), **_change(len(cases), previous_total)},
         "by_source": by_source(cases),
+        "by_source_excludes": {"missing_child": sum(1 for c in cases if c.kind == "missing_child")},
         "by_kind": by_kind(cases),
         "by_district": by_district(cases, previous_cases, shown_districts),
         "step_downs": step_downs_per_week(cases, period),

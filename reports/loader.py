@@ -14,6 +14,8 @@ from sqlalchemy import and_, func, or_, select
 from earlyhelp.persistence.tables import case_history, cases
 from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
 
+from earlyhelp.schemas.routing import UNASSIGNED
+
 from .figures import RECORDED_LATE_AFTER, UNALLOCATED_STATES, CaseRow, HistoryRow, LateChange, Period, build_report
 
 def _case_query():
@@ -99,3 +101,36 @@ def load_report(engine, period: Period, policy: SlaPolicy, districts: list[str],
     return build_report(period=period, cases=received, stage_cases=stage_cases, history=history,
                         previous_cases=previous, open_cases=open_cases, policy=policy, districts=districts,
                         as_of=as_of, district=district, late_changes=late)
+
+
+def notification_sources(engine, period: Period, district: str | None = None) -> list:
+    """Each notification received in the period with its source, kind and census code, for the CIN export."""
+    from .cin_sources import NotificationSource
+
+    query = (select(cases.c.case_id, cases.c.notification_id, cases.c.received_at, cases.c.source, cases.c.kind,
+                    cases.c.referral_source_code, cases.c.district)
+             .where(cases.c.received_at >= period.start, cases.c.received_at < period.end))
+    with engine.connect() as conn:
+        found = conn.execute(query).all()
+    return [NotificationSource(r.case_id, r.notification_id, r.received_at, r.source, r.kind, r.referral_source_code)
+            for r in found if district is None or (r.district or UNASSIGNED) == district]
+
+
+def open_clocks(engine) -> list:
+    """Every SLA clock still running, with its case's district, for `earlyhelp policy check`."""
+    from earlyhelp.persistence.tables import sla_clocks
+    from earlyhelp.workflows.policy_check import OpenClock
+    from earlyhelp.workflows.sla_clock import Pause
+
+    query = (select(sla_clocks.c.stage, sla_clocks.c.priority, sla_clocks.c.started_at, sla_clocks.c.pauses,
+                    cases.c.district)
+             .join(cases, cases.c.case_id == sla_clocks.c.case_id).where(sla_clocks.c.stopped_at.is_(None)))
+    with engine.connect() as conn:
+        found = conn.execute(query).all()
+    return [OpenClock(r.stage, bool(r.priority), r.started_at,
+                      tuple(Pause(_instant(a), _instant(b)) for a, b in (r.pauses or [])), r.district or UNASSIGNED)
+            for r in found]
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)

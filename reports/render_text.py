@@ -19,7 +19,9 @@ def render(report: dict) -> str:
     out = [escape(report["title"]), f"{period['from']} to {period['to']}"
            + (f", {escape(period['district'])}" if period["district"] else ", all districts"), ""]
     out.append(f"Notifications processed: {notes['total']} ({change_text(notes)})")
-    out += ["", "By source"]
+    apart = report.get("by_source_excludes", {}).get("missing_child", 0)
+    out += ["", "By source (requests for support and step-downs"
+            + (f"; the {apart} missing-child notifications are counted apart, below)" if apart else ")")]
     body = []
     for group in report["by_source"]:
         body.append([group["label"], group["count"], pct(group["percent"])])

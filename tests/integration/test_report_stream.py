@@ -85,7 +85,9 @@ def expected_report():
     total = len(in_period)
     groups = {"social_care": ("social_care",), "schools": ("school",), "health": ("health",), "family": ("family",),
               "housing_police_voluntary": ("housing", "police", "voluntary"), "not_recorded": ("not_recorded", "other")}
-    by_group = {g: sum(1 for s in in_period if s[1] in members) for g, members in groups.items()}
+    # Sources are shares of the requests for support and step-downs: missing children are counted apart.
+    by_group = {g: sum(1 for s in in_period if s[1] in members and s[2] != "missing_child")
+                for g, members in groups.items()}
     districts = Counter(TRIAGES[s[0]][1] if s[0] in TRIAGES else "unassigned" for s in in_period)
     triage = Counter()
     for ident, _source, _kind, received, priority, _extra in in_period:
@@ -130,7 +132,7 @@ def test_report_over_a_known_stream(settings, engine, tap, upstream, tmp_path):
     assert {g["group"]: g["count"] for g in report["by_source"]} == want["by_group"]
     social = next(g for g in report["by_source"] if g["group"] == "social_care")
     assert {p["group"]: p["count"] for p in social["parts"]} == {"social_care_step_down": 3, "social_care_other": 1}
-    assert social["percent"] == round(100 * 4 / 17, 1)
+    assert social["percent"] == round(100 * 4 / 14, 1) and report["by_source_excludes"] == {"missing_child": 3}
     missing = report["by_kind"]["missing_child"]
     assert (missing["total"], missing["not_open_to_social_care"], missing["closed_to_social_care"],
             missing["never_known"], missing["placed_by_other_authorities"]) == (3, 2, 1, 1, 1)
@@ -166,3 +168,14 @@ def test_report_over_a_known_stream(settings, engine, tap, upstream, tmp_path):
     assert rows[("notifications", "all", "total")] == "17" and rows[("source", "schools", "count")] == "4"
     text = CliRunner().invoke(cli, ["report", "--from", "2026-09-01", "--to", "2026-09-30"], env=env).output
     assert "Notifications processed: 17" in text and "Sam" not in text
+    assert "the 3 missing-child notifications are counted apart" in text
+
+    # The census export: one row a notification, its code from the sender, its kind or its source.
+    census = CliRunner().invoke(cli, ["report", "--from", "2026-09-01", "--to", "2026-09-30", "--format",
+                                      "cin-sources"], env=env, catch_exceptions=False).output
+    codes = {r["notification_id"]: (r["cin_referral_source"], r["from"]) for r in csv.DictReader(io.StringIO(census))}
+    assert len(codes) == 17 and "Sam" not in census and "Taylor" not in census
+    assert codes["stream-s1"] == ("2A", "source") and codes["stream-h1"] == ("3F", "source")
+    assert codes["stream-sd1"] == ("5A", "kind") and codes["stream-p1"] == ("6", "source")
+    assert codes["stream-f1"] == ("1A", "source") and codes["stream-n1"] == ("10", "source")
+    assert codes["stream-v1"] == ("8", "source") and codes["stream-o1"] == ("8", "source")

@@ -142,3 +142,23 @@ def test_changes_recorded_more_than_24_hours_after_they_happened_are_counted_by_
     dover = build_report(period=SEPTEMBER, cases=[], stage_cases=[], history={}, previous_cases=None, open_cases=[],
                          policy=POLICY, districts=["Dover"], as_of=AS_OF, district="Dover", late_changes=rows)
     assert dover["recorded_late"] == {"total": 1, "by_event_type": {"case.allocated": 1}}
+
+
+def test_sources_are_shares_of_requests_and_step_downs_with_missing_children_apart():
+    from earlyhelp.reports.figures import by_source
+
+    rows = [CaseRow(f"c{i}", kind, source, False, "checked", datetime(2026, 9, 1, tzinfo=timezone.utc))
+            for i, (kind, source) in enumerate([("request_for_support", "school")] * 3
+                                               + [("step_down", "social_care")] + [("missing_child", "police")] * 4)]
+    groups = {g["group"]: (g["count"], g["percent"]) for g in by_source(rows)}
+    assert groups["schools"] == (3, 75.0) and groups["housing_police_voluntary"] == (0, 0.0)
+
+
+def test_the_census_code_comes_from_the_sender_then_the_kind_then_the_source():
+    from earlyhelp.reports.cin_sources import BY_SOURCE, CIN_CODES, cin_code
+    from earlyhelp.schemas.notification import SOURCES
+
+    assert cin_code("health", "request_for_support", "3b") == ("3B", "sender")
+    assert cin_code("health", "request_for_support", "ZZ") == ("3F", "source")  # not a census code
+    assert cin_code("school", "step_down", None) == ("5A", "kind")
+    assert set(BY_SOURCE) == set(SOURCES) and set(BY_SOURCE.values()) <= set(CIN_CODES)
