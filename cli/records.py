@@ -145,11 +145,11 @@ def subject_access(settings, nhs_number, upn, name, dob, reason, output, fmt) ->
 
     engine = _engine(settings)
     try:
-        with engine.begin() as conn:  # logged in the transaction that reads: no view without its log row
+        with engine.begin() as conn:  # the view is logged (committed) before anything is read for it
             case_ids = find_cases(conn, kind, value)
             record_view(conn, command="subject-access", shown=f"every case of a child found by {kind}: details, "
                         "history, disclosures, clocks", reason=reason, case_ids=case_ids, at=now, operator=by)
-            document = subject_access_document(conn, case_ids, by, reason, now)
+        document = subject_access_document(engine, case_ids, by, reason, now)
     finally:
         engine.dispose()
     text = to_html(document) if fmt == "html" else to_json(document)
