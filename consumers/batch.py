@@ -22,6 +22,7 @@ from typing import Callable
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
+from earlyhelp.clock import next_backoff
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.failures import is_database_unavailable, is_lost_race
 from earlyhelp.persistence.store import Store, Transactions, sql_transactions
@@ -182,7 +183,7 @@ class BatchProcessor:
                     if self.should_stop():
                         raise DatabaseUnavailable() from error
                     self.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff = next_backoff(backoff)
                     continue
                 raise _HandlingFault() from error
 
