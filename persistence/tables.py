@@ -196,7 +196,7 @@ disclosures = Table(
 access_log = Table(
     "access_log", metadata,
     # Append-only: who saw personal data, when, what and why; case ids and what was shown, never the data.
-    # No command updates or deletes a row (on PostgreSQL a trigger refuses it), erasure included.
+    # No command updates or deletes a row (a trigger refuses it, migration 0005), erasure included.
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("at", UtcDateTime, nullable=False),
     Column("operator", String(200), nullable=False),

@@ -4,7 +4,7 @@ Every view that shows personal data (`case --show-personal`, `watch --show-perso
 show --body`, `subject-access`) needs `--reason` and writes its rows here *before* it shows anything:
 a view that cannot be logged is not shown. A row names the case (one row per case shown) and what was
 shown, never the data itself, so erasing a case never needs to edit the log. No command updates or
-deletes a row; on PostgreSQL a trigger refuses UPDATE and DELETE (migration 0005).
+deletes a row; a trigger refuses UPDATE and DELETE on PostgreSQL and SQLite (migration 0005).
 """
 from __future__ import annotations
 

@@ -166,11 +166,9 @@ def _chunks(items: list, size: int):
 
 
 def dead_letter_queue_class():
-    """The dead-letter queue session, wherever it lives now (reports.dead_letters, or its successor)."""
-    try:
-        from earlyhelp.operations.dead_letters import DeadLetterQueue  # type: ignore[import-not-found]
-    except ImportError:
-        from earlyhelp.reports.dead_letters import DeadLetterQueue
+    """The dead-letter queue session that removes copies (earlyhelp.operations, beside replay and purge)."""
+    from earlyhelp.operations.dead_letters import DeadLetterQueue
+
     return DeadLetterQueue
 
 

@@ -301,17 +301,70 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(settings, tmp_path):
     assert count(settings, access_log) == 0 and count(settings, cases) == 0
 
 
-def test_the_access_log_refuses_to_be_edited_on_postgresql(settings):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the trigger is PostgreSQL's; SQLite has only the rule that no command edits the log")
+def test_the_access_log_refuses_to_be_edited(settings):
     engine = make_engine(settings.database_url)
     try:
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO access_log (at, operator, command, shown, reason) "
-                              "VALUES (now(), 'a', 'case --show-personal', 'x', 'y')"))
+                              "VALUES (CURRENT_TIMESTAMP, 'a', 'case --show-personal', 'x', 'y')"))
         for statement in ("UPDATE access_log SET reason = 'z'", "DELETE FROM access_log"):
             with pytest.raises(Exception, match="append-only"):
                 with engine.begin() as conn:
                     conn.execute(text(statement))
     finally:
         engine.dispose()
+    assert count(settings, access_log) == 1
+
+
+def test_every_view_of_personal_data_needs_a_reason_and_is_logged(settings, engine, tap, upstream):
+    case_id = open_case(tap, upstream, child_notification("oakwood-dpo-7"))
+    walk_to_closed(tap, upstream, case_id)
+    bad = command_body("close", case_id, reason="not-a-reason")
+    send(upstream, "earlyhelp.commands", "case.close", bad, bad["command_id"])
+    wait_for_dead_letters(settings.broker_url, 1)
+    copy_id = json.loads(run(settings, "dead-letters", "list", "--json").stdout)[0]["id"]
+
+    for args in (["case", case_id, "--show-personal"], ["dead-letters", "show", copy_id, "--body"],
+                 ["watch", "--show-personal", "--timeout", "0.2"]):
+        refused = run(settings, *args)
+        assert refused.exit_code == 2 and "give --reason" in refused.stderr, (args, refused.output)
+    assert count(settings, access_log) == 0
+    assert GIVEN in run(settings, "case", case_id, "--show-personal", "--reason", "complaint C-9").stdout
+    assert "not-a-reason" in run(settings, "dead-letters", "show", copy_id, "--body", "--reason", "fix sender").stdout
+    assert run(settings, "watch", "case.allocated.#", "--show-personal", "--reason", "on call", "--timeout",
+               "0.2").exit_code == 0
+    rows = json.loads(run(settings, "access-log", "--json").stdout)
+    assert [(r["command"], r["case_id"], r["reason"], r["operator"]) for r in rows] == [
+        ("case --show-personal", case_id, "complaint C-9", "dpo-test"),
+        ("dead-letters show --body", case_id, "fix sender", "dpo-test"),
+        ("watch --show-personal", None, "on call", "dpo-test")]
+    assert "case.allocated.#" in rows[2]["shown"] and copy_id in rows[1]["shown"]
+    assert not any(secret in json.dumps(rows) for secret in SECRETS)
+    assert len(json.loads(run(settings, "access-log", "--case", case_id, "--json").stdout)) == 2
+    assert json.loads(run(settings, "access-log", "--since", "2026-11-26", "--json").stdout) == []
+    printed = run(settings, "access-log").stdout
+    assert "3 entries" in printed and "complaint C-9" in printed
+
+
+def test_migration_0005_hashes_the_identifiers_of_cases_already_stored(tmp_path):
+    from earlyhelp.persistence.database import migrate
+    from earlyhelp.records.pseudonyms import child_digests
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    migrate(url, "0004")
+    engine = make_engine(url)
+    body = child_notification("oakwood-dpo-old")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO cases (case_id, notification_id, state, version, kind, source, priority, "
+                              "share_with_school, received_at, opened_at, updated_at) VALUES ('old-1', 'n-1', "
+                              "'received', 1, 'request_for_support', 'school', 0, 1, '2026-11-20 09:14:00', "
+                              "'2026-11-20 09:14:00', '2026-11-20 09:14:00')"))
+            conn.execute(text("INSERT INTO case_details (case_id, notification) VALUES ('old-1', :n)"),
+                         {"n": json.dumps(body)})
+        migrate(url)
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT kind, digest FROM case_identifiers WHERE case_id = 'old-1'")).all())
+    finally:
+        engine.dispose()
+    assert stored == child_digests(bytes.fromhex(KEY), body)

@@ -3,7 +3,7 @@
 - `case_identifiers`: keyed hashes of each case's child identifiers (NHS number, UPN, name + date of
   birth), filled here for the cases already stored (the key from EARLYHELP_PSEUDONYM_KEY or its file).
 - `disclosures`: every event carrying personal data, by field path, recipient and basis.
-- `access_log`: who saw personal data, append-only; on PostgreSQL a trigger refuses UPDATE and DELETE.
+- `access_log`: who saw personal data, append-only; a trigger refuses UPDATE and DELETE (on SQLite too).
 
 Revision ID: 0005
 Revises: 0004
@@ -72,6 +72,10 @@ def upgrade() -> None:
         op.execute(_REFUSE)
         op.execute("CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON access_log "
                    "FOR EACH STATEMENT EXECUTE FUNCTION earlyhelp_access_log_append_only()")
+    else:  # SQLite: the same refusal, row by row
+        for operation in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER access_log_no_{operation.lower()} BEFORE {operation} ON access_log "
+                       f"BEGIN SELECT RAISE(ABORT, 'access_log is append-only: {operation} refused'); END")
     _fill_identifiers(connection)
 
 
@@ -98,6 +102,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS access_log_append_only ON access_log")
         op.execute("DROP FUNCTION IF EXISTS earlyhelp_access_log_append_only()")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS access_log_no_update")
+        op.execute("DROP TRIGGER IF EXISTS access_log_no_delete")
     op.drop_index("ix_access_log_case_id", table_name="access_log")
     op.drop_table("access_log")
     op.drop_index("ix_disclosures_case_id", table_name="disclosures")
