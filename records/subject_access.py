@@ -47,14 +47,37 @@ def search_digest(key: bytes, *, nhs_number: str | None = None, upn: str | None 
     return "name_dob", digest(key, "name_dob", normal_name_dob(name, born))
 
 
+# Identifiers strong enough to follow from one case of the child to another (a name and date of birth are
+# shared by other children, so they find cases but are not followed).
+_FOLLOWED = ("nhs_number", "upn")
+
+
 def find_cases(conn, kind: str, value: str) -> list[str]:
+    """Every case of the child: those whose hash of `kind` is `value`, then those sharing an NHS number or
+    UPN with a case found (a notification with only the UPN is still the child's), oldest received first."""
     from earlyhelp.persistence.tables import case_identifiers, cases
 
-    rows = conn.execute(select(case_identifiers.c.case_id)
-                        .join(cases, cases.c.case_id == case_identifiers.c.case_id)
-                        .where(case_identifiers.c.kind == kind, case_identifiers.c.digest == value)
+    found: set[str] = set()
+    wanted = {(kind, value)}
+    seen: set[tuple[str, str]] = set()
+    while wanted - seen:
+        pairs = wanted - seen
+        seen |= pairs
+        matches = set()
+        for pair_kind, digest_value in pairs:
+            matches.update(conn.execute(select(case_identifiers.c.case_id).where(
+                case_identifiers.c.kind == pair_kind, case_identifiers.c.digest == digest_value)).scalars())
+        new = matches - found
+        found |= matches
+        if new:
+            wanted |= {(k, d) for k, d in conn.execute(
+                select(case_identifiers.c.kind, case_identifiers.c.digest)
+                .where(case_identifiers.c.case_id.in_(sorted(new)), case_identifiers.c.kind.in_(_FOLLOWED)))}
+    if not found:
+        return []
+    rows = conn.execute(select(cases.c.case_id).where(cases.c.case_id.in_(sorted(found)))
                         .order_by(cases.c.received_at, cases.c.case_id))
-    return list(dict.fromkeys(rows.scalars()))
+    return list(rows.scalars())
 
 
 def case_record(conn, case_id: str) -> dict:
