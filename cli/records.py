@@ -184,9 +184,7 @@ def erase_one(settings, case_id: str, reason: str, now: datetime) -> tuple[dict,
         if state != "closed":
             raise BadInput(f"case {escape(case_id)} is open ({state}): close it first (a close command), then erase")
         removed, note = None, None
-        if settings.is_memory_broker:
-            note = "memory:// broker: no dead-letter queue to sweep"
-        else:
+        if not settings.is_memory_broker:  # memory:// lives in one process: no dead-letter queue to sweep
             try:
                 queue_class = dead_letter_queue_class()
                 engine_users = {settings.engine_user} if settings.engine_user else None

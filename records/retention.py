@@ -102,13 +102,12 @@ def past_retention(conn, policy: RetentionPolicy, now: datetime) -> list[dict]:
     """Closed cases whose details are still kept and whose retention has ended, oldest first."""
     from earlyhelp.persistence.tables import case_details, cases
 
-    query = (select(cases.c.case_id, cases.c.received_at, cases.c.updated_at, case_details.c.notification)
+    query = (select(cases.c.case_id, cases.c.received_at, case_details.c.notification)
              .join(case_details, case_details.c.case_id == cases.c.case_id)
              .where(cases.c.state == "closed").order_by(cases.c.received_at, cases.c.case_id))
     due = []
     for row in conn.execute(query):
         until = keep_until(policy, birth_date(row.notification), row.received_at)
         if now.date() >= until:
-            due.append({"case_id": row.case_id, "received_at": row.received_at, "closed_at": row.updated_at,
-                        "kept_until": until})
+            due.append({"case_id": row.case_id, "received_at": row.received_at, "kept_until": until})
     return due

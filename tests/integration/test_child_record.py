@@ -276,6 +276,9 @@ def test_retention_lists_then_erases_closed_cases_past_the_policy(settings, engi
     short.write_text("[retention]\nuntil_age = 5\nyears_after_received_without_birth_date = 1\n")
     both = json.loads(run(settings, "retention", "--json", env={"EARLYHELP_RETENTION": str(short)}).stdout)
     assert sorted(d["case_id"] for d in both["due"]) == sorted([grown, young])
+    still = run(settings, "erase", still_open, "--reason", "ER-5")
+    assert still.exit_code == 2 and "is open" in still.stderr and "close it first" in still.stderr
+    assert GIVEN in run(settings, "case", still_open, "--show-personal", "--reason", "check").stdout  # unchanged
     applied = run(settings, "retention", "--apply")
     assert applied.exit_code == 0, applied.output + applied.stderr
     assert f"{grown}" in applied.output and "erased" in applied.output

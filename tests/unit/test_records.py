@@ -95,6 +95,21 @@ def test_the_key_comes_from_the_variable_or_a_file_made_once_beside_the_sqlite_f
         pseudonyms.pseudonym_key(url)
 
 
+def test_serve_says_where_the_key_is_once(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'earlyhelp.sqlite'}"
+    monkeypatch.delenv(pseudonyms.KEY_VARIABLE, raising=False)
+    pseudonyms.announce_key_source(url)
+    assert "made a new pseudonym key in" in capsys.readouterr().err
+    pseudonyms._cache.clear()
+    pseudonyms.announce_key_source(url)
+    said = capsys.readouterr().err
+    assert "using the pseudonym key in" in said and said.count("\n") == 1
+    (tmp_path / "earlyhelp.sqlite.pseudonym-key").write_text("short\n")
+    pseudonyms._cache.clear()
+    with pytest.raises(pseudonyms.KeyProblem, match="pseudonym-key: the pseudonym key must be 64 hex digits"):
+        pseudonyms.announce_key_source(url)
+
+
 def test_postgresql_keeps_its_key_in_the_config_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert pseudonyms.key_file_for("postgresql+psycopg://u@h/db") == tmp_path / "earlyhelp" / "pseudonym-key"
