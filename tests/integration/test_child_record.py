@@ -380,3 +380,41 @@ def test_migration_0005_hashes_the_identifiers_of_cases_already_stored(tmp_path)
     finally:
         engine.dispose()
     assert stored == child_digests(bytes.fromhex(KEY), body)
+
+
+def test_a_batch_writes_its_hashes_and_disclosures_in_bulk(database_url):
+    """Ten cases in one transaction: the identifier hashes and disclosures go in by one COPY each on PostgreSQL
+    (by executemany on SQLite), and a change of details replaces a case's hashes."""
+    from datetime import datetime, timezone
+
+    from earlyhelp.persistence.case_store import CaseStore
+    from earlyhelp.records.pseudonyms import child_digests
+    from earlyhelp.workflows.case_flow import Case
+
+    at = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            store = CaseStore(conn)
+            for i in range(10):
+                case = Case(case_id=f"bulk-{i}", notification_id=f"n-{i}", state="received", version=1,
+                            kind="request_for_support", source="school", received_at=at)
+                store.add_case(case, child_notification(f"n-{i}"), at, {})
+                store.add_disclosure({"event_id": f"e-{i}", "case_id": f"bulk-{i}", "event_type": "case.allocated",
+                                      "exchange": "earlyhelp.events", "routing_key": "case.allocated.maidstone",
+                                      "field_paths": ["data.child.given_name"], "basis": "public_task",
+                                      "disclosed_at": at})
+            store.flush(at)
+        with engine.begin() as conn:
+            store = CaseStore(conn)
+            store.change_details("bulk-0", child_notification("n-0", upn=None, nhs_number="4010232137"))
+            store.flush(at)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM case_identifiers")).scalar_one() == 29
+            assert conn.execute(text("SELECT count(*) FROM disclosures")).scalar_one() == 10
+            stored = dict(conn.execute(text("SELECT kind, digest FROM case_identifiers WHERE case_id = 'bulk-0'")).all())
+            paths = conn.execute(text("SELECT field_paths FROM disclosures WHERE event_id = 'e-3'")).scalar_one()
+    finally:
+        engine.dispose()
+    assert stored == child_digests(bytes.fromhex(KEY), child_notification("n-0", upn=None, nhs_number="4010232137"))
+    assert (json.loads(paths) if isinstance(paths, str) else paths) == ["data.child.given_name"]
