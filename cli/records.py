@@ -96,11 +96,18 @@ def disclosures(settings, case_id, as_json) -> None:
     """What was disclosed about a case's child, to whom and on what basis (field paths, never values)."""
     from earlyhelp.records.disclosures import case_disclosures
 
+    from sqlalchemy import select
+
+    from earlyhelp.persistence.tables import case_history
+    from earlyhelp.records.erasure import ERASED_EVENT
+
     engine = _engine(settings)
     try:
         with engine.connect() as conn:
             _known_case(conn, case_id)
             rows = case_disclosures(conn, case_id)
+            erased = conn.execute(select(case_history.c.occurred_at, case_history.c.data).where(
+                case_history.c.case_id == case_id, case_history.c.event_type == ERASED_EVENT)).first()
     finally:
         engine.dispose()
     if as_json:
@@ -110,6 +117,10 @@ def disclosures(settings, case_id, as_json) -> None:
         click.echo(f"{_when(r['disclosed_at'])}  {r['event_type']:<20} to {escape(r['exchange'])} "
                    f"{escape(r['routing_key'])}  basis {r['basis']}\n    {', '.join(r['field_paths'])}")
     click.echo(f"{len(rows)} disclosure{'s' if len(rows) != 1 else ''}")
+    if erased is not None:  # the log is kept as long as the details: erasure took both
+        removed = ((erased.data or {}).get("removed") or {}).get("disclosure_rows", 0)
+        click.echo(f"(the case was erased {_when(erased.occurred_at)}: its {removed} disclosure "
+                   f"row{'s' if removed != 1 else ''} went with its details)")
 
 
 # -- subject access ---------------------------------------------------------------------------------------

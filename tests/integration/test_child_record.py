@@ -218,6 +218,7 @@ def test_disclosures_subject_access_and_erasure_everywhere(settings, engine, tap
     history = json.loads(run(settings, "case", case_id, "--json").stdout)["history"]
     assert history[-1]["event_type"] == "case.erased" and history[-1]["data"]["reason"] == "erasure request ER-2026-3"
     assert tap.of_type("case.erased") == []  # history only: the contract names no case.erased event
+    assert "its 4 disclosure rows went with its details" in run(settings, "disclosures", case_id).stdout
     again = run(settings, "erase", case_id, "--reason", "again")
     assert again.exit_code == 0 and "already erased" in again.output
     assert [h["event_type"] for h in json.loads(run(settings, "case", case_id, "--json").stdout)["history"]].count(
