@@ -146,8 +146,7 @@ def handle_command(batch: Batch, parsed: Parsed) -> Handled:
         outcome = batch.flow.apply(working, command, notification)
     except TransitionNotAllowed as refused:
         return batch.refuse(parsed, MessageRefused(
-            f"a case in state '{refused.state}' cannot take '{command.name}'; the command was not applied",
-            [f"state: '{command.name}' is not allowed from '{refused.state}'"], ids=ids, code="not_allowed_in_state"),
+            refused.reason, [refused.error], ids=ids, code="not_allowed_in_state"),
             dead_letter=False, extra={"command": command.name, "state": refused.state})
     except CommandOutOfOrder as late:
         # Like a state that does not allow it: a normal outcome, no dead-letter copy, the id not recorded.

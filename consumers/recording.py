@@ -115,7 +115,8 @@ def marked_if_late(change: Change, recorded_at: datetime) -> Change:
 
 
 def history_data(change: Change) -> dict:
-    """What the history keeps of an event's data: everything but the allocated team's copy of personal details."""
+    """What the history keeps of an event's data: everything but the allocated team's copy of personal details,
+    and what the change keeps for the history alone (extend_clock's reason)."""
     if change.event_type == "case.allocated":
         return {k: v for k, v in change.data.items() if k not in ("child", "notifier")}
-    return change.data
+    return {**change.data, **change.history_only} if change.history_only else change.data

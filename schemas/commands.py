@@ -139,6 +139,27 @@ class RecordConsentCommand(Command):
     family_consent: bool | None = None
 
 
+class ClockExtra(InboundModel):
+    """Extra time for a stage: a whole number of working days (counted like the allowance) or calendar days."""
+
+    amount: int = Field(ge=1, le=365)
+    unit: Literal["working_days", "calendar_days"]
+
+
+class ExtendClockCommand(Command):
+    """extend_clock (from any state but closed, for a running stage): a manager grants a stage's clock extra
+    time, with a reason; the state is unchanged.
+
+    The deadline moves by `extra` and the warning with it; a warning or breach already published stands.
+    `reason` is kept in the case's history, never in the event.
+    """
+
+    name: ClassVar[str] = "extend_clock"
+    stage: Literal["triage", "allocation", "assessment"]
+    extra: ClockExtra
+    reason: text(2000, multiline=True)
+
+
 # Every command model defined above, in the order written (the contract's order): a new model joins by being
 # defined. Which of them the engine handles, and how, is its command table (workflows/commands.py).
 COMMAND_MODELS: dict[str, type[Command]] = {model.name: model for model in Command.__subclasses__()}

@@ -198,6 +198,22 @@ class SchoolSteppedDownData(OutboundModel):
     school_urn: Code
     child: SchoolChild
     to: text(64)
+class ExtendedData(ChangeData):
+    """A manager extended the stage's clock (extend_clock): its deadline before and after; null while the clock
+    is paused awaiting information (it has no deadline until it resumes). The reason stays in the history."""
+
+    previous_due_at: UtcDatetime | None
+    due_at: UtcDatetime | None
+
+    @model_serializer(mode="wrap")
+    def _keep_null_deadlines(self, handler):
+        # Events are serialised without None values; the contract names both keys.
+        data = handler(self)
+        data.setdefault("previous_due_at", None)
+        data.setdefault("due_at", None)
+        return data
+
+
 
 
 class SchoolClosedData(OutboundModel):
@@ -299,3 +315,7 @@ def serialize_event(event: dict[str, Any]) -> bytes:
         # The event may hold a child's details (case.allocated): report paths, not values.
         raise InvalidEvent(event_type, safe_errors(exc)) from None
     return model.__pydantic_serializer__.to_json(instance, exclude_none=True)
+for _stage in SLA_STAGES:
+    EVENT_MODELS[f"sla.extended.{_stage}"] = _event(
+        f"sla.extended.{_stage}", CaseEnvelope, ExtendedData,
+        f"A manager extended the {_stage} deadline (extend_clock); the state is unchanged.")

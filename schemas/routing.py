@@ -27,7 +27,7 @@ DEFAULT_DISTRICTS: tuple[str, ...] = (
 
 UNASSIGNED = "unassigned"
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
-_SLA_PREFIXES = ("sla.warning.", "sla.breached.")
+_SLA_PREFIXES = ("sla.warning.", "sla.breached.", "sla.extended.")
 _SLA_STAGES = ("triage", "allocation", "assessment")
 _UNCHANGED = frozenset({"notification.rejected", "command.rejected"})
 _SCHOOL_EVENTS = frozenset({"school.allocated", "school.stepped_down", "school.closed"})

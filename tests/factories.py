@@ -79,6 +79,8 @@ DEFAULT_COMMAND_FIELDS: dict[str, dict[str, Any]] = {
     "step_down": {"to": "open_access"},
     "close": {"reason": "needs_met"},
     "record_consent": {"share_with_school": False},
+    "extend_clock": {"stage": "triage", "extra": {"amount": 2, "unit": "working_days"},
+                     "reason": "The family asked to meet after the half-term holiday."},
 }
 
 _numbers = itertools.count(1)

@@ -8,7 +8,7 @@ used comes from the messages themselves (`received_at`, `issued_at`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from earlyhelp.schemas import MessageRefused
@@ -58,6 +58,8 @@ class Change:
     actor: dict | None = None
     data: dict = field(default_factory=dict)
     is_transition: bool = True
+    # Kept in the history row beside `data`, never in the event (extend_clock's reason).
+    history_only: dict = field(default_factory=dict)
 
 
 class CommandOutOfOrder(Exception):
@@ -137,15 +139,18 @@ class CaseFlow:
         self._follow_clocks(case, outcome.changes)
         return outcome
 
-    def move(self, case: Case, command, data: dict) -> Change:
-        """Fire `command`'s transition on `case` and record its table entry's event with `data`."""
-        return self._transition(case, command.name, command.issued_at, command.command_id, actor_of(command), data)
+    def move(self, case: Case, command, data: dict, history_only: dict | None = None) -> Change:
+        """Fire `command`'s transition on `case` and record its table entry's event with `data` (and, in the
+        history only, `history_only`)."""
+        change = self._transition(case, command.name, command.issued_at, command.command_id, actor_of(command),
+                                  data, self.commands[command.name].event_of(command))
+        return replace(change, history_only=history_only) if history_only else change
 
     # -- recording ------------------------------------------------------------------------------
-    def _transition(self, case, trigger, at, cause, actor, data) -> Change:
+    def _transition(self, case, trigger, at, cause, actor, data, event_type: str | None = None) -> Change:
         previous = case.state
         self.machine.fire(case, trigger)
-        return self._record(case, self.commands[trigger].event, previous, at, cause, actor, data)
+        return self._record(case, event_type or self.commands[trigger].event, previous, at, cause, actor, data)
 
     @staticmethod
     def _record(case, event_type, previous, at, cause, actor, data) -> Change:

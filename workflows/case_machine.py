@@ -49,6 +49,21 @@ class TransitionNotAllowed(Exception):
     def __init__(self, trigger: str, state: str):
         self.trigger, self.state = trigger, state
         super().__init__(f"a case in state '{state}' cannot take '{trigger}'")
+        # What the rejection event says: one sentence, one error line.
+        self.reason = f"a case in state '{state}' cannot take '{trigger}'; the command was not applied"
+        self.error = f"state: '{trigger}' is not allowed from '{state}'"
+
+
+class ClockNotRunning(TransitionNotAllowed):
+    """extend_clock for a stage whose clock is not running (never started, or stopped): refused like a state
+    that does not allow the command (not_allowed_in_state), nothing changed."""
+
+    def __init__(self, trigger: str, state: str, stage: str, why: str):
+        super().__init__(trigger, state)
+        self.stage = stage
+        self.reason = (f"the case's {stage} clock {why}: only a running stage's clock can be extended; "
+                       "the command was not applied")
+        self.error = f"stage: the {stage} clock is not running"
 
 
 class CaseMachine:

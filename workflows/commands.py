@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Callable
 from earlyhelp.schemas import MessageRefused, Notification, apply_provided_fields
 from earlyhelp.schemas.base import canonical_json
 from earlyhelp.schemas.commands import (
-    AllocateCommand, AssessCommand, CheckCommand, CloseCommand, Command, ProvideInformationCommand,
-    RecordConsentCommand, RequestInformationCommand, StepDownCommand, TriageCommand,
+    AllocateCommand, AssessCommand, CheckCommand, CloseCommand, Command, ExtendClockCommand,
+    ProvideInformationCommand, RecordConsentCommand, RequestInformationCommand, StepDownCommand, TriageCommand,
 )
 
 from .case_flow import Outcome, actor_of, allocated_child, notifier_contact, school_of, word
 from .checks import check_notification
+from .sla_clock import Extension
+from .sla_policy import STAGES
 from .states import (
     ALLOCATED, ASSESSED, AWAITING_INFORMATION, CHECKED, CLOSED, INTERRUPTIBLE, OPEN_STATES, RECEIVED,
     RETURN_STATE, STEPPED_DOWN, TRIAGED, UNCHANGED,
@@ -48,13 +50,25 @@ class CommandSpec:
     model: type[Command]
     allowed_from: tuple[str, ...]
     goes_to: str | None  # a state, UNCHANGED (None) or RETURN_STATE
-    event: str
+    event: str  # may name the command's stage: "sla.extended.<stage>"
     needs_details: bool
     apply: DomainFunction
 
     @property
     def name(self) -> str:
         return self.model.name
+
+    def event_of(self, command: Command) -> str:
+        """The event type this command records (its stage filled in, where the event names one)."""
+        return self.event.replace(STAGE, command.stage) if STAGE in self.event else self.event
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """Every event type the entry can record."""
+        return tuple(self.event.replace(STAGE, s) for s in STAGES) if STAGE in self.event else (self.event,)
+
+
+STAGE = "<stage>"
 
 
 def command_table(*specs: CommandSpec) -> dict[str, CommandSpec]:
@@ -113,6 +127,28 @@ def record_consent(flow: CaseFlow, case: Case, command: RecordConsentCommand, no
     return Outcome([change], updated)
 
 
+def extend_clock(flow: CaseFlow, case: Case, command: ExtendClockCommand, notification) -> Outcome:
+    """A manager grants a running stage's clock extra time: its deadline and warning move; the state, and a
+    warning or breach already published, stand. The reason is kept in the history, never in the event."""
+    from .case_machine import ClockNotRunning  # the machine is drawn from this table: imported when used
+
+    clock = case.clocks.get(command.stage)
+    if flow.sla is None or clock is None or not clock.running:
+        why = ("has not started" if clock is None else
+               f"stopped at {clock.stopped_at.isoformat()}" if clock.stopped_at is not None else "is not tracked")
+        raise ClockNotRunning(command.name, case.state, command.stage, why)
+    previous, previous_warning = clock.due_at, clock.warning_at
+    flow.sla.extend(clock, Extension(command.extra.amount, command.extra.unit))
+    data = {"previous_due_at": _iso(previous), "due_at": _iso(clock.due_at)}
+    history = {"stage": command.stage, "extra": command.extra.model_dump(mode="json"), "reason": command.reason,
+               "previous_warning_at": _iso(previous_warning), "warning_at": _iso(clock.warning_at)}
+    return Outcome([flow.move(case, command, data, history_only=history)], notification)
+
+
+def _iso(value) -> str | None:
+    return None if value is None else value.isoformat()
+
+
 def triage(flow: CaseFlow, case: Case, command: TriageCommand, notification) -> Outcome:
     case.service, case.district = word(command.service), command.district
     if command.priority is not None:
@@ -164,6 +200,7 @@ COMMANDS: dict[str, CommandSpec] = command_table(
     CommandSpec(StepDownCommand, (ASSESSED,), STEPPED_DOWN, "case.stepped_down", True, step_down),
     CommandSpec(CloseCommand, OPEN_STATES, CLOSED, "case.closed", True, close),
     CommandSpec(RecordConsentCommand, OPEN_STATES, UNCHANGED, "case.consent_changed", True, record_consent),
+    CommandSpec(ExtendClockCommand, OPEN_STATES, UNCHANGED, f"sla.extended.{STAGE}", False, extend_clock),
 )
 # The events the engine records of its own accord (a notification opens a case with case.received; its
 # checks fire `check` or `request_information`, recording those commands' events).

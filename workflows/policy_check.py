@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from .sla_clock import Pause, due_at
+from .sla_clock import Extension, Pause, due_at
 from .sla_policy import SlaPolicy
 
 MEASURES = ("open", "overdue_now", "overdue_under_new", "newly_overdue", "no_longer_overdue")
@@ -24,6 +24,7 @@ class OpenClock:
     started_at: datetime
     pauses: tuple[Pause, ...]
     district: str
+    extensions: tuple[Extension, ...] = ()
 
 
 def compare(clocks: list[OpenClock], current: SlaPolicy, new: SlaPolicy, now: datetime) -> dict:
@@ -45,7 +46,7 @@ def compare(clocks: list[OpenClock], current: SlaPolicy, new: SlaPolicy, now: da
 
 def _due(clock: OpenClock, policy: SlaPolicy, calendar) -> datetime | None:
     return due_at(clock.started_at, policy.allowance_for(clock.stage, clock.priority), clock.pauses,
-                  calendar, policy.counting)
+                  calendar, policy.counting, extensions=clock.extensions)
 
 
 def _overdue(due: datetime | None, now: datetime) -> bool:

@@ -21,6 +21,12 @@ The rules (the public contract's "SLA stages"):
   opened after the deadline leaves the deadline where it was.
 * Pauses are clipped to the clock's start (time before a clock started cannot be excused) and
   overlapping pauses are merged, so the same time is never excused twice.
+* Extensions (the ``extend_clock`` command) add to the allowance, each in its own unit: working days are
+  counted like the allowance (on a working-day clock they lengthen the count, so pauses and closures
+  still count as before; on a calendar-day clock the deadline moves to the end of the Nth working day
+  after the day it fell on), calendar days are 24-hour days. The deadline as it stands, extensions
+  included, decides whether a pause still excuses time. The warning moves with the deadline by the
+  same extra.
 * Warning: the moment ``warning_share`` of the allowance has gone, never after the due time.
   Calendar days: when share x amount x 24 h of unpaused time has run. Working days: the same share
   counted in working days, x = share x amount: the end of working day x when x is whole, otherwise
@@ -53,6 +59,13 @@ class Pause(NamedTuple):
 PauseLike = Pause | tuple[datetime, datetime | None]
 
 
+class Extension(NamedTuple):
+    """Extra time a manager granted a stage (extend_clock): `amount` days of `unit`."""
+
+    amount: int
+    unit: Unit
+
+
 @dataclass(frozen=True, slots=True)
 class ClockTimes:
     """A clock's computed times; `due_at` and `warning_at` are None while it is paused."""
@@ -82,13 +95,15 @@ def compute_clock(
     calendar: WorkingDayCalendar,
     warning_share: float,
     counting: Counting = "next_working_day",
+    extensions: Iterable[Extension] = (),
 ) -> ClockTimes:
     """Due and warning times of one stage's clock (recompute after any change to its inputs)."""
     start = _utc(started_at, "started_at")
     merged = normalise_pauses(start, pauses)
-    due = due_at(start, allowance, merged, calendar, counting)  # once: the warning is bounded by it
+    extra = _extra(extensions)
+    due = due_at(start, allowance, merged, calendar, counting, extensions=extra)  # once: the warning is bounded by it
     return ClockTimes(stage=stage, started_at=start, due_at=due,
-                      warning_at=_warning(start, allowance, merged, due, calendar, warning_share, counting))
+                      warning_at=_warning(start, allowance, merged, due, calendar, warning_share, counting, extra))
 
 
 def due_at(
@@ -97,25 +112,59 @@ def due_at(
     pauses: Iterable[PauseLike],
     calendar: WorkingDayCalendar,
     counting: Counting = "next_working_day",
+    extensions: Iterable[Extension] | tuple[int, int] = (),
 ) -> datetime | None:
-    """When the allowance ends, as aware UTC; None while a pause is open."""
+    """When the allowance (and any extensions) ends, as aware UTC; None while a pause is open."""
     start = _utc(started_at, "started_at")
     merged = normalise_pauses(start, pauses)
+    extra_working, extra_calendar = _extra(extensions)
     calendar_days = allowance.unit == "calendar_days"
-    due = start + allowance.amount * _DAY if calendar_days else \
-        calendar.working_day_deadline(start, allowance.amount, counting)
-    excused: set = set()
+
+    def deadline(moved) -> datetime:  # moved: the pauses' time (calendar) or the working days they excused
+        if calendar_days:
+            return _after_working_days(start + (allowance.amount + extra_calendar) * _DAY + moved,
+                                       extra_working, calendar)
+        return calendar.working_day_deadline(start, allowance.amount + extra_working + moved, counting) + \
+            extra_calendar * _DAY
+
+    paused, excused = timedelta(), set()
+    due = deadline(paused if calendar_days else 0)
     for pause in merged:  # in order: each one can move the deadline past the next one's start
         if pause.paused_at >= due:
             break  # the clock had already run out: this pause, and every later one, moves nothing
         if pause.resumed_at is None:
             return None
         if calendar_days:
-            due += pause.resumed_at - pause.paused_at
+            paused += pause.resumed_at - pause.paused_at
+            due = deadline(paused)
         else:
             excused |= _working_days_touched([pause], calendar, _first_counted_day(start, counting))
-            due = calendar.working_day_deadline(start, allowance.amount + len(excused), counting)
+            due = deadline(len(excused))
     return due
+
+
+def _extra(extensions) -> tuple[int, int]:
+    """(working days, calendar days) granted, from Extensions or an already summed pair."""
+    if isinstance(extensions, tuple) and len(extensions) == 2 and all(isinstance(n, int) for n in extensions):
+        return extensions
+    working = calendar = 0
+    for extension in extensions:
+        amount, unit = extension
+        if unit == "working_days":
+            working += amount
+        elif unit == "calendar_days":
+            calendar += amount
+        else:
+            raise ValueError(f"an extension's unit must be working_days or calendar_days, got {unit!r}")
+    return working, calendar
+
+
+def _after_working_days(moment: datetime, days: int, calendar: WorkingDayCalendar) -> datetime:
+    """The end of working day `days` after the local day `moment` falls in (a deadline at local midnight
+    falls in the day it ends); `moment` itself when `days` is 0."""
+    if days == 0:
+        return moment
+    return calendar.working_day_deadline(moment - timedelta(microseconds=1), days, "next_working_day")
 
 
 def warning_at(
@@ -125,24 +174,31 @@ def warning_at(
     calendar: WorkingDayCalendar,
     warning_share: float,
     counting: Counting = "next_working_day",
+    extensions: Iterable[Extension] = (),
 ) -> datetime | None:
     """When `warning_share` of the allowance has gone (see the module doc); None while paused."""
     start = _utc(started_at, "started_at")
     merged = normalise_pauses(start, pauses)
-    due = due_at(start, allowance, merged, calendar, counting)
-    return _warning(start, allowance, merged, due, calendar, warning_share, counting)
+    extra = _extra(extensions)
+    due = due_at(start, allowance, merged, calendar, counting, extensions=extra)
+    return _warning(start, allowance, merged, due, calendar, warning_share, counting, extra)
 
 
 def _warning(start: datetime, allowance: Allowance, merged: list[Pause], due: datetime | None,
-             calendar: WorkingDayCalendar, warning_share: float, counting: Counting) -> datetime | None:
+             calendar: WorkingDayCalendar, warning_share: float, counting: Counting,
+             extra: tuple[int, int] = (0, 0)) -> datetime | None:
     if not 0 < warning_share < 1:
         raise ValueError(f"warning_share must be between 0 and 1 (exclusive), got {warning_share}")
     if due is None:
         return None
-    if allowance.unit == "calendar_days":
-        warning = _calendar_warning(start, warning_share * allowance.amount * _DAY, merged)
+    extra_working, extra_calendar = extra
+    if allowance.unit == "calendar_days":  # the warning moves with the deadline, by the same extra
+        warning = _after_working_days(
+            _calendar_warning(start, (warning_share * allowance.amount + extra_calendar) * _DAY, merged),
+            extra_working, calendar)
     else:
-        warning = _working_warning(start, warning_share * allowance.amount, merged, calendar, counting)
+        warning = _working_warning(start, warning_share * allowance.amount + extra_working, merged, calendar,
+                                   counting) + extra_calendar * _DAY
     # Under "start_day" counting a late start can put the share's point before the start itself.
     return min(max(warning, start), due)
 

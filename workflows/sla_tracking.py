@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .sla_clock import Pause, compute_clock, elapsed
+from .sla_clock import Extension, Pause, compute_clock, elapsed
 from .sla_policy import Allowance, SlaPolicy, load_policy
 
 PAUSES_ON = "case.information_requested"
@@ -25,6 +25,8 @@ class StageClock:
     allowance: Allowance
     started_at: datetime
     pauses: list[Pause] = field(default_factory=list)
+    # Extra time granted by extend_clock, kept so that every recompute (pause, resume, priority, policy) keeps it.
+    extensions: list[Extension] = field(default_factory=list)
     due_at: datetime | None = None
     warning_at: datetime | None = None
     stopped_at: datetime | None = None
@@ -67,9 +69,31 @@ class Alert:
 
 
 class SlaTracker:
-    def __init__(self, policy: SlaPolicy | None = None) -> None:
-        self.policy = policy or load_policy()
-        self.calendar = self.policy.make_calendar()
+    def __init__(self, policy: SlaPolicy | None = None, version: int | None = None) -> None:
+        self.use(policy or load_policy(), version)
+
+    def use(self, policy: SlaPolicy, version: int | None = None) -> None:
+        """Put `policy` in force from the next change on (`earlyhelp policy apply`; the workers' pick-up).
+        `version`: the stored policy's version, None for the file's or the shipped one."""
+        self.calendar = policy.make_calendar()
+        self.policy, self.version = policy, version
+
+    def rebase(self, clock: StageClock) -> bool:
+        """Recompute a running clock under this tracker's policy (apply): its allowance and times; warned_at and
+        breached_at stand. True when something changed."""
+        before = (clock.allowance, clock.due_at, clock.warning_at)
+        clock.allowance = self.policy.allowance_for(clock.stage, clock.priority)
+        self._recompute(clock)
+        clock.dirty = (clock.allowance, clock.due_at, clock.warning_at) != before
+        return clock.dirty
+
+    def extend(self, clock: StageClock, extension: Extension) -> None:
+        """Grant a running clock extra time (extend_clock): its deadline and warning move; a warning or breach
+        already raised stands."""
+        if not clock.running:
+            raise ValueError(f"the {clock.stage} clock has stopped; only a running clock is extended")
+        clock.extensions.append(Extension(extension.amount, extension.unit))
+        self._recompute(clock)
 
     # -- transitions move clocks -----------------------------------------------------------------
     def follow(self, clocks: dict[str, StageClock], priority: bool, change) -> None:
@@ -100,7 +124,7 @@ class SlaTracker:
 
     def _recompute(self, clock: StageClock) -> None:
         times = compute_clock(clock.stage, clock.started_at, clock.allowance, clock.pauses, self.calendar,
-                              self.policy.warning_share, self.policy.counting)
+                              self.policy.warning_share, self.policy.counting, clock.extensions)
         clock.due_at, clock.warning_at, clock.dirty = times.due_at, times.warning_at, True
 
     # -- the scanner's judgement -----------------------------------------------------------------

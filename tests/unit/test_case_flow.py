@@ -419,6 +419,8 @@ ALLOWED_FROM = {
     "close": {"received", "checked", "awaiting_information", "triaged", "allocated", "assessed", "stepped_down"},
     "record_consent": {"received", "checked", "awaiting_information", "triaged", "allocated", "assessed",
                        "stepped_down"},
+    "extend_clock": {"received", "checked", "awaiting_information", "triaged", "allocated", "assessed",
+                     "stepped_down"},
 }
 ROUTES = {  # how to bring a case opened from the default notification to each state
     "received": ("consent", []),

@@ -21,6 +21,8 @@ OWN_FIELDS = {
     "step_down": {"to": "open_access"},
     "close": {"reason": "needs_met"},
     "record_consent": {"share_with_school": False},
+    "extend_clock": {"stage": "allocation", "extra": {"amount": 3, "unit": "working_days"},
+                     "reason": "Waiting for the school's report after the holidays."},
 }
 
 

@@ -40,6 +40,8 @@ for _kind in ("warning", "breached"):
             "due_at": AT + timedelta(days=6),
             "elapsed": {"amount": 3.5, "unit": _unit},
         }
+for _stage in ("triage", "allocation", "assessment"):  # extend_clock: the deadline before and after
+    DATA[f"sla.extended.{_stage}"] = {"previous_due_at": AT + timedelta(days=6), "due_at": AT + timedelta(days=8)}
 
 
 def event(event_type: str, **changes) -> dict:
