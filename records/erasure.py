@@ -1,7 +1,8 @@
 """Erasure: remove a case's personal data everywhere the engine keeps it, keep what the reports need.
 
 Removed (one transaction): the case's details (`case_details`: the notification as provided, the
-child's and notifier's details and free text), its identifier hashes, its disclosure rows (kept as
+child's and notifier's details and free text), the notifications linked to it (`linked_notifications`,
+issue 14, where that table exists), its identifier hashes, its disclosure rows (kept as
 long as the details, docs/contract.md), its events that carry personal data still in the outbox
 (`case.allocated`, `school.*`: bodies stored as bytes), and dead-letter copies still in the outbox that
 name the case. Then, on the broker, copies in `earlyhelp.dead-letter` naming the case (the CLI does this
@@ -39,29 +40,31 @@ class CaseStillOpen(ValueError):
 
 @dataclass
 class MatchTerms:
-    """What identifies the case in a stored body, gathered before the details are removed."""
+    """What identifies the case in a stored body, gathered before the details are removed: the case id, its
+    notification's (and any linked notification's) source and id, and their children's identifiers."""
 
     case_id: str
-    source: str
-    notification_id: str
-    nhs_number: str | None = None
-    upn: str | None = None
-    name_dob: tuple[str, str] | None = None
-    literals: list[bytes] = field(default_factory=list)
+    notifications: set[tuple[str, str]] = field(default_factory=set)   # (source, notification_id)
+    name_dobs: set[tuple[str, str]] = field(default_factory=set)
+    literals: set[bytes] = field(default_factory=set)
 
     @classmethod
     def of(cls, case_id: str, source: str, notification_id: str, notification: dict | None) -> "MatchTerms":
+        terms = cls(case_id, literals={case_id.encode()})
+        terms.add(source, notification_id, notification)
+        return terms
+
+    def add(self, source: str, notification_id: str, notification: dict | None) -> None:
+        """Another notification of the case (its own, or one linked to it)."""
+        self.notifications.add((source, notification_id))
         child = (notification or {}).get("child") or {}
-        terms = cls(case_id, source, notification_id)
         if child.get("nhs_number"):
-            terms.nhs_number = normal_nhs_number(child["nhs_number"])
+            self.literals.add(normal_nhs_number(child["nhs_number"]).encode())
         if child.get("upn"):
-            terms.upn = normal_upn(child["upn"])
+            self.literals.add(normal_upn(child["upn"]).encode())
         born = child.get("date_of_birth") or child.get("expected_date_of_birth")
         if child.get("given_name") and child.get("family_name") and born:
-            terms.name_dob = (normal_name(f"{child['given_name']} {child['family_name']}"), str(born))
-        terms.literals = [v.encode() for v in (case_id, terms.nhs_number, terms.upn) if v]
-        return terms
+            self.name_dobs.add((normal_name(f"{child['given_name']} {child['family_name']}"), str(born)))
 
     def named_by(self, body: bytes) -> bool:
         """Whether a stored body names this case (module doc)."""
@@ -77,14 +80,21 @@ class MatchTerms:
         if document.get("case_id") == self.case_id:
             return True
         referrer = document.get("referrer") if isinstance(document.get("referrer"), dict) else {}
-        if document.get("notification_id") == self.notification_id and referrer.get("source") == self.source:
+        if (referrer.get("source"), document.get("notification_id")) in self.notifications:
             return True
         child = document.get("child") if isinstance(document.get("child"), dict) else {}
-        if self.name_dob and isinstance(child.get("given_name"), str) and isinstance(child.get("family_name"), str):
+        if self.name_dobs and isinstance(child.get("given_name"), str) and isinstance(child.get("family_name"), str):
             born = child.get("date_of_birth") or child.get("expected_date_of_birth")
             name = normal_name(f"{child['given_name']} {child['family_name']}")
-            return (name, str(born)) == self.name_dob
+            return (name, str(born)) in self.name_dobs
         return False
+
+
+def linked_table():
+    """Issue 14's `linked_notifications` (notifications kept with the open case of the same child), once it exists."""
+    from earlyhelp.persistence.tables import metadata
+
+    return metadata.tables.get("linked_notifications")
 
 
 def match_terms(conn, case_id: str) -> MatchTerms:
@@ -94,7 +104,14 @@ def match_terms(conn, case_id: str) -> MatchTerms:
     if row is None:
         raise UnknownCase(case_id)
     details = conn.execute(select(case_details.c.notification).where(case_details.c.case_id == case_id)).scalar()
-    return MatchTerms.of(case_id, row.source, row.notification_id, details)
+    terms = MatchTerms.of(case_id, row.source, row.notification_id, details)
+    linked = linked_table()
+    if linked is not None:
+        for source, notification_id, notification in conn.execute(
+                select(linked.c.source, linked.c.notification_id, linked.c.notification)
+                .where(linked.c.case_id == case_id)):
+            terms.add(source, notification_id, notification)
+    return terms
 
 
 def erase_case(conn, case_id: str, reason: str, operator: str, at: datetime,
@@ -124,6 +141,9 @@ def erase_case(conn, case_id: str, reason: str, operator: str, at: datetime,
     counts: dict[str, int] = {}
     disclosed = conn.execute(select(disclosures.c.event_id).where(disclosures.c.case_id == case_id)).scalars().all()
     counts["details"] = conn.execute(delete(case_details).where(case_details.c.case_id == case_id)).rowcount
+    linked = linked_table()
+    if linked is not None:  # the report counts links from the history's case.notification_linked rows, kept
+        counts["linked_notifications"] = conn.execute(delete(linked).where(linked.c.case_id == case_id)).rowcount
     counts["identifier_hashes"] = conn.execute(
         delete(case_identifiers).where(case_identifiers.c.case_id == case_id)).rowcount
     counts["disclosure_rows"] = conn.execute(delete(disclosures).where(disclosures.c.case_id == case_id)).rowcount

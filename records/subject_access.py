@@ -3,7 +3,7 @@ printable chronology (HTML, self-contained: no scripts, fonts or images from any
 
 `{"request": {"by", "reason", "at"}, "cases": [{"case_id", "notification", "linked_notifications",
 "history", "disclosures", "clocks"}]}` (docs/contract.md). `notification` is null for an erased case;
-`linked_notifications` is [] until notifications can be linked to a case.
+`linked_notifications` lists the notifications kept with the case instead of opening another (issue 14).
 """
 from __future__ import annotations
 
@@ -90,8 +90,20 @@ def case_record(conn, case_id: str) -> dict:
                case_history.c.to_state, case_history.c.occurred_at, case_history.c.recorded_at,
                case_history.c.actor_id, case_history.c.actor_role, case_history.c.data)
         .where(case_history.c.case_id == case_id).order_by(case_history.c.sequence))]
-    return {"case_id": case_id, "notification": notification, "linked_notifications": [],
+    return {"case_id": case_id, "notification": notification, "linked_notifications": linked_notifications(conn, case_id),
             "history": history, "disclosures": case_disclosures(conn, case_id), "clocks": []}
+
+
+def linked_notifications(conn, case_id: str) -> list[dict]:
+    """The notifications kept with the case instead of opening another (issue 14's table, where it exists)."""
+    from .erasure import linked_table
+
+    linked = linked_table()
+    if linked is None:
+        return []
+    rows = conn.execute(select(*[c for c in linked.c if c.name not in ("id", "case_id")])
+                        .where(linked.c.case_id == case_id).order_by(linked.c.received_at, linked.c.id))
+    return [dict(r._mapping) for r in rows]
 
 
 def subject_access_document(engine, case_ids: list[str], by: str, reason: str, now: datetime) -> dict:

@@ -250,8 +250,10 @@ def test_a_provided_identifier_makes_the_case_findable_by_it(settings, engine, t
     found = json.loads(run(settings, "subject-access", "--nhs-number", NHS, "--reason", "r").stdout)["cases"]
     assert [c["case_id"] for c in found] == [case_id]
     assert count(settings, case_identifiers, case_identifiers.c.case_id == case_id) == 3
-    # A later notification with only the UPN (and a new surname) is the same child: found by the NHS number
-    # through the UPN the two cases share; a name and date of birth alone are not followed.
+    # Closed, and referred again with only the UPN (and a new surname): a second case of the same child, found
+    # by the NHS number through the UPN the two cases share; a name and date of birth alone are not followed.
+    command(upstream, "close", case_id)
+    tap.wait_for(lambda e: e["event_type"] == "case.closed" and e["case_id"] == case_id)
     later = open_case(tap, upstream, child_notification("oakwood-dpo-2b", nhs_number=None, family_name="Other-Name"))
     namesake = open_case(tap, upstream, child_notification("oakwood-dpo-2c", nhs_number=None, upn=None))
     found = json.loads(run(settings, "subject-access", "--nhs-number", NHS, "--reason", "r").stdout)["cases"]

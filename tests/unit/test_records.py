@@ -176,6 +176,10 @@ def test_a_stored_body_names_the_case_by_id_notification_identifier_or_name_and_
     assert terms.named_by(b'{"child": {"given_name": " sam ", "family_name": "TAYLOR", "date_of_birth": "2015-05-02"}}')
     assert not terms.named_by(b'{"child": {"given_name": "Sam", "family_name": "Taylor", "date_of_birth": "2016-05-02"}}')
     assert not terms.named_by(b"\xff\xfe")
+    terms.add("health", "gp-77", {"child": {"given_name": "Sam", "family_name": "Taylor", "date_of_birth": "2015-05-02",
+                                            "upn": "X123"}})
+    assert terms.named_by(b'{"notification_id": "gp-77", "referrer": {"source": "health"}}')
+    assert terms.named_by(b'{"upn": "X123"}')
     assert cases_named_in(b'{"case_id": "case-1"}') == ["case-1"]
     assert cases_named_in(b"[1]") == [] and cases_named_in(b"{") == []
 
