@@ -122,15 +122,23 @@ def pseudonym_key(database_url: str, announce=None) -> bytes:
 
 
 def _key_from_file(path: Path, announce) -> bytes:
+    """Read the key file, or make it: written whole to a temporary file and linked into place, so a second
+    process making one at the same moment reads the first one's key, never half of it."""
     try:
+        if path.exists():
+            return parse_key(path.read_text(encoding="ascii", errors="replace"), str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         made = secrets.token_hex(32)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return parse_key(path.read_text(encoding="ascii", errors="replace"), str(path))
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as handle:
             handle.write(made + "\n")
+        try:
+            os.link(temporary, path)  # fails if another process linked its key first
+        except FileExistsError:
+            return parse_key(path.read_text(encoding="ascii", errors="replace"), str(path))
+        finally:
+            temporary.unlink(missing_ok=True)
     except OSError as error:
         raise KeyProblem(f"{path}: cannot read or make the pseudonym key ({error.strerror or error}); "
                          f"set {KEY_VARIABLE}") from None
