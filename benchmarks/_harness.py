@@ -385,7 +385,19 @@ def notification_messages(prefix: str, count: int, start: int = 0):
     for i in range(start, start + count):
         body = dict(template)
         body["notification_id"] = f"{prefix}-{i:07d}"
+        # Each its own child (a family name per i), so each opens a case rather than joining the first.
+        body["child"] = {**template["child"], "family_name": "Taylor " + _letters(i)}
         yield "notification.school", encode(body)
+
+
+def _letters(number: int) -> str:
+    """0 -> "A", 25 -> "Z", 26 -> "BA": a name part per number (names take letters, not digits)."""
+    word = ""
+    while True:
+        number, digit = divmod(number, 26)
+        word = chr(ord("A") + digit) + word
+        if not number:
+            return word.capitalize()
 
 
 def case_ids_for(prefix: str, count: int, start: int = 0) -> list[str]:

@@ -26,10 +26,12 @@ from earlyhelp.clock import next_backoff
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.failures import is_database_unavailable, is_lost_race
 from earlyhelp.persistence.store import Store, Transactions, sql_transactions
+from earlyhelp.records.pseudonyms import KINDS, child_digests
 from earlyhelp.schemas import COMMANDS_EXCHANGE, MessageRefused, Notification
 from earlyhelp.schemas.events import public_code
 from earlyhelp.workflows.case_flow import Case, CaseFlow
 from earlyhelp.workflows.commands import command_models
+from earlyhelp.workflows.states import CLOSED
 
 from .delivery import Delivery
 from .handlers import Handled, Parsed, handle, parse
@@ -58,13 +60,60 @@ class Batch:
         self.versions_read: dict[str, int] = {}
         self.processed: dict[str, tuple[str, str | None, datetime]] = {}
         self.details: dict[str, Notification] = {}
+        # A child already known: each notification's identifier hashes (by id() of its Parsed) and, for every
+        # hash, the cases holding it (open, or closed within a year), found in preload and kept up to date
+        # as this batch opens cases, so two notifications for one new child in one batch link too.
+        self.digests: dict[int, dict[str, str]] = {}
+        self.identities: dict[str, set[str]] = {}
 
     def preload(self, parsed: list[Parsed]) -> None:
-        """Read every processed id and case the batch names: two queries for the whole batch."""
+        """Read every processed id, case and matching child the batch names: the processed ids, one look-up of
+        every notification's identifier hashes, then the cases (commands' and matches') with their clocks."""
         self.processed = self.store.load_processed(p.key for p in parsed if p.key)
         command_cases = [p.case_id for p in parsed if p.input == "command" and p.message is not None]
-        self.cases = self.store.load_cases(command_cases)
+        notifications = [p for p in parsed if p.input == "notification" and p.message is not None]
+        if notifications:
+            key = self.store.pseudonym_key()
+            for p in notifications:
+                self.digests[id(p)] = child_digests(key, p.message.model_dump(mode="json", exclude_none=True))
+            wanted = {d for found in self.digests.values() for d in found.values()}
+            if wanted:
+                since = a_year_before(min(p.message.received_at for p in notifications))
+                for digest, _kind, case_id in self.store.find_identified(wanted, since):
+                    self.identities.setdefault(digest, set()).add(case_id)
+        matched = {cid for ids in self.identities.values() for cid in ids}
+        self.cases = self.store.load_cases([*command_cases, *matched])
         self.versions_read = {cid: c.version for cid, c in self.cases.items()}
+
+    def match(self, parsed: Parsed) -> tuple[Case | None, list[str], list[str]]:
+        """The open case this notification's child already has (or None), the identifiers it matched on (by
+        name, in KINDS order), and the child's cases closed within the year before it was received. Where
+        several open cases match, the one matching on most identifiers, then the oldest. Dictionary look-ups."""
+        found = self.digests.get(id(parsed), {})
+        hits: dict[str, list[str]] = {}
+        for kind, digest in found.items():
+            for case_id in self.identities.get(digest, ()):
+                hits.setdefault(case_id, []).append(kind)
+        since = a_year_before(parsed.message.received_at)
+        open_cases, previous = [], []
+        for case_id, kinds in hits.items():
+            case = self.cases.get(case_id)
+            if case is None:
+                continue
+            if case.state != CLOSED:
+                open_cases.append((case, kinds))
+            elif case.last_occurred_at is not None and case.last_occurred_at >= since:
+                previous.append(case)
+        previous_ids = [c.case_id for c in sorted(previous, key=_oldest_first)]
+        if not open_cases:
+            return None, [], previous_ids
+        case, kinds = min(open_cases, key=lambda hit: (-len(hit[1]), *_oldest_first(hit[0])))
+        return case, [k for k in KINDS if k in kinds], previous_ids
+
+    def known(self, parsed: Parsed, case_id: str) -> None:
+        """A case this batch opened: later notifications in the batch for the same child find it."""
+        for digest in self.digests.get(id(parsed), {}).values():
+            self.identities.setdefault(digest, set()).add(case_id)
 
     def notification_of(self, case_id: str) -> Notification:
         if case_id not in self.details:
@@ -104,6 +153,18 @@ class Batch:
     def mark_processed(self, parsed: Parsed, digest: str, case_id: str) -> None:
         self.store.add_processed(parsed.key, digest, case_id, self.now)
         self.processed[parsed.key] = (digest, case_id, self.now)
+
+
+def a_year_before(instant: datetime) -> datetime:
+    """The same instant a calendar year earlier (29 February -> 28 February): the re-referral window."""
+    try:
+        return instant.replace(year=instant.year - 1)
+    except ValueError:
+        return instant.replace(year=instant.year - 1, day=28)
+
+
+def _oldest_first(case: Case) -> tuple:
+    return (case.received_at.timestamp() if case.received_at else 0.0, case.case_id)
 
 
 class BatchProcessor:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class Handled:
     """What became of one delivery: for logs, metrics and tests."""
 
-    outcome: str  # opened | applied | repeat | refused | conflict | not_allowed
+    outcome: str  # opened | linked | applied | repeat | refused | conflict | not_allowed
     case_id: str | None = None
     reason: str | None = None
     message_key: str | None = None
@@ -105,8 +105,11 @@ def handle_notification(batch: Batch, parsed: Parsed) -> Handled:
     digest = content_hash(notification)
     if (earlier := batch.repeat_or_conflict(parsed, digest)) is not None:
         return earlier
-    case, changes = batch.flow.open(parsed.case_id, notification)
     stored = notification.model_dump(mode="json", exclude_none=True)
+    known, matched_on, previous = batch.match(parsed)  # a child already known: through the keyed hashes
+    if known is not None:
+        return link_notification(batch, parsed, digest, known, matched_on, stored)
+    case, changes = batch.flow.open(parsed.case_id, notification, previous)
     batch.store.add_case(case, stored, batch.now, {
         "referral_source_code": notification.referrer.referral_source_code,
         "social_care_status": getattr(notification.social_care_status, "value", notification.social_care_status),
@@ -115,7 +118,26 @@ def handle_notification(batch: Batch, parsed: Parsed) -> Handled:
     batch.cases[case.case_id], batch.details[case.case_id] = case, notification
     record_changes(batch.store, case, changes, batch.now, parsed.delivery.user_id)
     batch.mark_processed(parsed, digest, case.case_id)
+    batch.known(parsed, case.case_id)
     return Handled("opened", case.case_id, message_key=parsed.key)
+
+
+def link_notification(batch: Batch, parsed: Parsed, digest: str, case, matched_on: list[str], stored: dict) -> Handled:
+    """A notification for the child of an open case joins it (case.notification_linked; its referrer hears
+    `linked`): no second case, the clocks untouched, its details kept with the case (linked_notifications).
+    Its id is recorded against the case, so a repeat is a repeat and other content under it a conflict."""
+    notification = parsed.message
+    working = replace(case)
+    change = batch.flow.link(working, notification, matched_on)
+    batch.cases[case.case_id] = working
+    batch.store.change_case(working, batch.versions_read.get(case.case_id, case.version))
+    batch.store.add_linked({
+        "case_id": case.case_id, "notification_id": notification.notification_id,
+        "source": change.data["source"], "kind": change.data["kind"], "received_at": notification.received_at,
+        "linked_at": batch.now, "matched_on": list(matched_on), "notification": stored})
+    record_changes(batch.store, working, [change], batch.now, parsed.delivery.user_id)
+    batch.mark_processed(parsed, digest, case.case_id)
+    return Handled("linked", case.case_id, message_key=parsed.key)
 
 
 def handle_command(batch: Batch, parsed: Parsed) -> Handled:

@@ -1,8 +1,9 @@
 """Turns a case's changes into what one transaction stores: history rows and outbox events.
 
 Every entry point (a notification, a command, the SLA scanner) ends here, so an event's id, routing
-key and envelope are made in one place. The event id is derived from the case, its version and the
-event type: the same transition can never be published under two ids.
+key and envelope are made in one place, and so is what the referrer is told (`referrer.<source>.<event>`,
+workflows/referrers.py), staged in the same transaction as the case's own events. The event id is derived
+from the case, its version and the event type: the same transition can never be published under two ids.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from urllib.parse import quote
 from earlyhelp.records.disclosures import note_disclosure
 from earlyhelp.schemas import EVENTS_EXCHANGE, event_routing_key, serialize_event
 from earlyhelp.workflows.case_flow import Case, Change
+from earlyhelp.workflows.referrers import notice
 
 # Fixed namespace for event ids (uuid5): stable across workers, restarts and replays.
 EVENT_NAMESPACE = uuid.UUID("8f7d3c52-6a1e-4c1b-9a0e-3f6b2d9e4a10")
@@ -75,6 +77,23 @@ def case_event(case: Case, change: Change, recorded_at: datetime, event_id: str 
     return event
 
 
+def referrer_event(case: Case, change: Change, recorded_at: datetime) -> tuple[dict, str] | None:
+    """What the referrer is told of `change` (workflows/referrers.py), as (event, routing key), or None:
+    the notification and case ids, the referrer's source, the change's sequence, no personal data."""
+    told = notice(change.event_type, change.data, change.previous_state, case.source, case.notification_id)
+    if told is None:
+        return None
+    source, notification_id, name, data = told
+    event_type = f"referrer.{name}"
+    event = {
+        "schema_version": 1, "event_id": event_id_for(case.case_id, change.sequence, event_type),
+        "event_type": event_type, "occurred_at": change.occurred_at, "recorded_at": recorded_at,
+        "case_id": case.case_id, "notification_id": notification_id, "source": source,
+        "sequence": change.sequence, "data": data,
+    }
+    return event, event_routing_key(event_type, source=source)
+
+
 def outbox_row(event: dict, routing_key: str, at: datetime) -> dict:
     return {
         "event_id": event["event_id"], "exchange": EVENTS_EXCHANGE, "routing_key": routing_key,
@@ -94,6 +113,8 @@ def record_changes(store, case: Case, changes: list[Change], recorded_at: dateti
         key = event_routing_key(change.event_type, district=case.district, school_urn=case.school_urn)
         store.add_outbox(outbox_row(event, key, recorded_at))
         note_disclosure(store, event, EVENTS_EXCHANGE, key, recorded_at)  # personal data: the disclosure log
+        if (told := referrer_event(case, change, recorded_at)) is not None:  # the referrer hears, same transaction
+            store.add_outbox(outbox_row(*told, recorded_at))
         if not change.is_transition:
             continue
         actor = change.actor or {}

@@ -10,14 +10,17 @@ from datetime import datetime
 
 from sqlalchemy import JSON, Connection, and_, bindparam, func, insert, select, update
 
-from earlyhelp.records.pseudonyms import PendingIdentifiers
+from earlyhelp.records.pseudonyms import PendingIdentifiers, store_key
 from earlyhelp.workflows.case_flow import Case
 from earlyhelp.workflows.sla_clock import Pause
 from earlyhelp.workflows.sla_policy import Allowance
 from earlyhelp.workflows.sla_tracking import StageClock
 
 from .database import json_text
-from .tables import case_details, case_history, cases, disclosures, outbox, processed_messages, sla_clocks
+from .tables import (
+    case_details, case_history, case_identifiers, cases, disclosures, linked_notifications, outbox,
+    processed_messages, sla_clocks,
+)
 
 
 class ConcurrencyConflict(Exception):
@@ -49,6 +52,7 @@ class CaseStore:
         self._new_ids: set[str] = set()
         self._identifiers = PendingIdentifiers()  # keyed hashes of the child's identifiers (subject access)
         self._disclosures: list[dict] = []
+        self._linked: list[dict] = []
 
     # -- reads ----------------------------------------------------------------------------------
     def load_cases(self, case_ids) -> dict[str, Case]:
@@ -82,6 +86,21 @@ class CaseStore:
     def load_details(self, case_id: str) -> dict | None:
         return self.conn.execute(
             select(case_details.c.notification).where(case_details.c.case_id == case_id)).scalar_one_or_none()
+
+    def pseudonym_key(self) -> bytes:
+        return store_key(self.conn)
+
+    def find_identified(self, digests, closed_since: datetime) -> list[tuple[str, str, str]]:
+        """(digest, kind, case_id) of every case holding one of `digests` that is open, or closed at or after
+        `closed_since` (its last change, the close): one query for the whole batch (consumers/batch.py)."""
+        digests = sorted(set(digests))
+        if not digests:
+            return []
+        query = (select(case_identifiers.c.digest, case_identifiers.c.kind, case_identifiers.c.case_id)
+                 .join(cases, cases.c.case_id == case_identifiers.c.case_id)
+                 .where(case_identifiers.c.digest.in_(digests),
+                        (cases.c.state != "closed") | (cases.c.last_occurred_at >= closed_since)))
+        return [tuple(row) for row in self.conn.execute(query)]
 
     def load_processed(self, keys) -> dict[str, tuple[str, str | None, datetime]]:
         keys = list(set(keys))
@@ -122,6 +141,10 @@ class CaseStore:
         """An event carrying personal data, staged in this transaction (earlyhelp.records.disclosures)."""
         self._disclosures.append(row)
 
+    def add_linked(self, row: dict) -> None:
+        """A notification kept with the open case of its child (linked_notifications)."""
+        self._linked.append(row)
+
     def add_processed(self, key: str, content_hash: str, case_id: str | None, at: datetime) -> None:
         self._processed.append({"message_key": key, "content_hash": content_hash, "case_id": case_id,
                                 "processed_at": at})
@@ -151,6 +174,7 @@ class CaseStore:
         bulk_insert(conn, case_history, self._history)
         bulk_insert(conn, outbox, self._outbox)
         bulk_insert(conn, disclosures, self._disclosures)
+        bulk_insert(conn, linked_notifications, self._linked)
         self._identifiers.flush(conn, bulk_insert)
         bulk_insert(conn, processed_messages, self._processed)
 

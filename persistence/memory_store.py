@@ -12,19 +12,24 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Iterator
 
+from earlyhelp.records.pseudonyms import child_digests
 from earlyhelp.workflows.case_flow import Case
 
 from .case_store import ConcurrencyConflict
 
 
 class MemoryDatabase:
-    def __init__(self) -> None:
+    def __init__(self, key: bytes = bytes(range(32))) -> None:
+        self.key = key  # the pseudonym key (a fixed one for tests)
         self.cases: dict[str, Case] = {}
         self.details: dict[str, dict] = {}
         self.processed: dict[str, tuple[str, str | None, datetime]] = {}
         self.history: list[dict] = []
         self.outbox: list[dict] = []
         self.disclosures: list[dict] = []
+        self.identifiers: dict[str, dict[str, str]] = {}  # case_id -> {kind: digest}
+        self.linked: list[dict] = []
+        self.identity_lookups = 0  # find_identified calls: one per batch with notifications to match
         self.transactions = 0  # committed
 
     @contextmanager
@@ -45,6 +50,7 @@ class MemoryStore:
         self.history: list[dict] = []
         self.outbox: list[dict] = []
         self.disclosures: list[dict] = []
+        self.linked: list[dict] = []
         self.processed: dict[str, tuple[str, str | None, datetime]] = {}
         self._flushed = False
 
@@ -57,6 +63,16 @@ class MemoryStore:
 
     def load_details(self, case_id: str) -> dict | None:
         return copy.deepcopy(self.database.details.get(case_id))
+
+    def pseudonym_key(self) -> bytes:
+        return self.database.key
+
+    def find_identified(self, digests, closed_since: datetime) -> list[tuple[str, str, str]]:
+        wanted, db = set(digests), self.database
+        db.identity_lookups += 1
+        return [(d, kind, cid) for cid, found in db.identifiers.items() for kind, d in found.items()
+                if d in wanted and (db.cases[cid].state != "closed" or (
+                    db.cases[cid].last_occurred_at is not None and db.cases[cid].last_occurred_at >= closed_since))]
 
     # -- writes (staged) -------------------------------------------------------------------------------
     def add_case(self, case: Case, notification_json: dict, at: datetime, statistics: dict) -> None:
@@ -86,6 +102,9 @@ class MemoryStore:
     def add_disclosure(self, row: dict) -> None:
         self.disclosures.append(row)
 
+    def add_linked(self, row: dict) -> None:
+        self.linked.append(row)
+
     def add_processed(self, key: str, content_hash: str, case_id: str | None, at: datetime) -> None:
         self.processed[key] = (content_hash, case_id, at)
 
@@ -111,4 +130,7 @@ class MemoryStore:
         db.history += self.history
         db.outbox += self.outbox
         db.disclosures += self.disclosures
+        db.linked += self.linked
+        for cid, details in {**self.new_details, **self.changed_details}.items():
+            db.identifiers[cid] = child_digests(db.key, details)
         db.processed.update(self.processed)

@@ -205,3 +205,21 @@ access_log = Table(
     Column("shown", Text, nullable=False),
     Column("reason", Text, nullable=False),
 )
+
+# -- a child already known, linked (issue 14; consumers/handlers.py) -----------------------------------
+linked_notifications = Table(
+    "linked_notifications", metadata,
+    # A notification for the child of an open case, kept with that case instead of opening a second one.
+    # `notification` holds its details (personal data): erased with the case (records/erasure.py). The
+    # report counts links from the history's case.notification_linked rows, which erasure keeps.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", String(64), ForeignKey("cases.case_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("notification_id", String(200), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("linked_at", UtcDateTime, nullable=False),
+    Column("matched_on", Json, nullable=False),  # identifier names, never values
+    Column("notification", Json, nullable=False),
+    UniqueConstraint("source", "notification_id", name="uq_linked_notifications_source_notification_id"),
+)

@@ -54,9 +54,9 @@ def events_table() -> list[str]:
 
     lines = ["| event_type | routing key | personal data |", "| --- | --- | --- |"]
     for event_type in EVENT_MODELS:
-        key = event_routing_key(event_type, district="DISTRICT", school_urn="000000")
+        key = event_routing_key(event_type, district="DISTRICT", school_urn="000000", source="SOURCE")
         if key != event_type:  # the variable segments, as the contract writes them
-            key = key.replace("school.000000.", "school.<urn>.").removesuffix(".district") + (
+            key = key.replace("school.000000.", "school.<urn>.").replace("referrer.SOURCE.", "referrer.<source>.").removesuffix(".district") + (
                 ".<district>" if key.endswith(".district") else "")
         personal = "yes (see above)" if event_type in _PERSONAL_EVENTS else "no"
         lines.append(f"| `{event_type}` | `{key}` | {personal} |")

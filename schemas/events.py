@@ -83,6 +83,23 @@ class ChangeData(OutboundModel):
 
 class ReceivedData(ChangeData):
     needs_review: list[text(500)]
+    # The child's cases closed within the 12 months before this notification's received_at (a re-referral,
+    # matched through the keyed identifier hashes); absent when there are none.
+    previous_case_ids: list[Id] | None = None
+
+
+# The identifiers a notification can match an open case on, by name (never their values).
+MatchedOn = Literal["nhs_number", "upn", "name_dob"]
+
+
+class NotificationLinkedData(ChangeData):
+    """A notification for a child this open case already serves joined it instead of opening a second case:
+    its id, source and kind, and which identifiers matched (by name). The case's clocks are untouched."""
+
+    linked_notification_id: Id
+    source: Source
+    kind: Kind
+    matched_on: list[MatchedOn] = Field(min_length=1)
 
 
 class CheckedData(ChangeData):
@@ -255,6 +272,43 @@ def public_code(code: str) -> str:
     return code if code in REJECTION_CODES else "invalid"
 
 
+class ReferrerEnvelope(Envelope):
+    """What became of a referrer's notification, on `referrer.<source>.<event>`: its `notification_id`, the
+    `case_id` it became or joined, `source` (the referrer's), `sequence` (the case's change it follows), and
+    no personal data."""
+
+    case_id: Id
+    notification_id: Id
+    source: Source
+    sequence: int = Field(ge=1)
+
+
+class ReferrerReceivedData(OutboundModel):
+    pass
+
+
+class ReferrerLinkedData(OutboundModel):
+    pass
+
+
+class ReferrerInformationRequestedData(OutboundModel):
+    missing: list[Path]
+
+
+class ReferrerDecidedData(OutboundModel):
+    service: Service
+    district: Name
+
+
+class ReferrerAllocatedData(OutboundModel):
+    team: Name
+
+
+class ReferrerClosedData(OutboundModel):
+    reason: CloseReason
+    stepped_down: bool
+
+
 class RejectionEnvelope(Envelope):
     """A message was refused: `reason` is one sentence a person can act on, `errors` one line per problem
     (never the message's personal data), plus whichever ids could be read from the message, and `code`,
@@ -282,11 +336,21 @@ _CASE_EVENTS = {
     "case.stepped_down": (SteppedDownData, "Intensive support ended; the family moves to the named service."),
     "case.closed": (ClosedData, "The case was closed, with a reason."),
     "case.consent_changed": (ConsentChangedData, "The family's consent was recorded again (record_consent); the state is unchanged."),
+    "case.notification_linked": (NotificationLinkedData, "A notification for the child of this open case joined it (matched by keyed identifier hashes); state and clocks unchanged."),
 }
 _SCHOOL_EVENTS = {
     "school.allocated": (SchoolAllocatedData, "The child's school is told the case was allocated (only with consent to share)."),
     "school.stepped_down": (SchoolSteppedDownData, "The child's school is told the case was stepped down (only with consent to share)."),
     "school.closed": (SchoolClosedData, "The child's school is told the case was closed (only with consent to share)."),
+}
+# The referrer hears what became of its notification (docs/contract.md, "Referrers told").
+_REFERRER_EVENTS = {
+    "referrer.received": (ReferrerReceivedData, "The referrer's notification became a case."),
+    "referrer.linked": (ReferrerLinkedData, "The referrer's notification joined a case already open for the child."),
+    "referrer.information_requested": (ReferrerInformationRequestedData, "Information was asked for (the field paths)."),
+    "referrer.decided": (ReferrerDecidedData, "The case was triaged: the service and district."),
+    "referrer.allocated": (ReferrerAllocatedData, "The case was allocated to a team."),
+    "referrer.closed": (ReferrerClosedData, "The case was closed: the reason, and whether it was stepped down first."),
 }
 
 EVENT_MODELS: dict[str, type[Envelope]] = {}
@@ -299,6 +363,8 @@ for _kind in ("warning", "breached"):
         EVENT_MODELS[_type] = _event(_type, SlaEnvelope, SlaData, _doc)
 for _type, (_data, _doc) in _SCHOOL_EVENTS.items():
     EVENT_MODELS[_type] = _event(_type, CaseEnvelope, _data, _doc)
+for _type, (_data, _doc) in _REFERRER_EVENTS.items():
+    EVENT_MODELS[_type] = _event(_type, ReferrerEnvelope, _data, _doc)
 EVENT_MODELS["notification.rejected"] = _event("notification.rejected", RejectionEnvelope, None, "A notification was refused.")
 EVENT_MODELS["command.rejected"] = _event("command.rejected", RejectionEnvelope, None, "A command was refused.")
 

@@ -44,6 +44,7 @@ _DISTRICT = {
     "examples": ["tonbridge-and-malling", "unassigned"],
 }
 _URN = {"description": "The child's school URN (6 digits).", "examples": ["118923"]}
+_SOURCE = {"description": "The referrer's source (the notification's referrer.source).", "examples": ["school"]}
 
 
 def _messages() -> list[tuple[str, type[BaseModel], str]]:
@@ -83,6 +84,8 @@ def _operation_binding(mandatory: bool | None = None) -> dict[str, Any]:
 def _event_address(event_type: str) -> tuple[str, dict[str, Any]]:
     if event_type.startswith("school."):
         return f"school.{{urn}}.{event_type.removeprefix('school.')}", {"urn": _URN}
+    if event_type.startswith("referrer."):
+        return f"referrer.{{source}}.{event_type.removeprefix('referrer.')}", {"source": _SOURCE}
     if event_type.endswith(".rejected"):
         return event_type, {}
     return f"{event_type}.{{district}}", {"district": _DISTRICT}

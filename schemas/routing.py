@@ -31,6 +31,7 @@ _SLA_PREFIXES = ("sla.warning.", "sla.breached.", "sla.extended.")
 _SLA_STAGES = ("triage", "allocation", "assessment")
 _UNCHANGED = frozenset({"notification.rejected", "command.rejected"})
 _SCHOOL_EVENTS = frozenset({"school.allocated", "school.stepped_down", "school.closed"})
+REFERRER_EVENTS = ("received", "linked", "information_requested", "decided", "allocated", "closed")
 
 
 def district_slug(name: str | None) -> str:
@@ -40,10 +41,16 @@ def district_slug(name: str | None) -> str:
     return _NOT_SLUG.sub("-", name.lower()).strip("-") or UNASSIGNED
 
 
-def event_routing_key(event_type: str, *, district: str | None = None, school_urn: str | None = None) -> str:
-    """The routing key an event is published with; `district` is the display name (or None before triage)."""
+def event_routing_key(event_type: str, *, district: str | None = None, school_urn: str | None = None,
+                      source: str | None = None) -> str:
+    """The routing key an event is published with; `district` is the display name (or None before triage);
+    `source` the referrer's, for referrer.<event> (key `referrer.<source>.<event>`)."""
     if event_type in _UNCHANGED:
         return event_type
+    if event_type.startswith("referrer.") and event_type.removeprefix("referrer.") in REFERRER_EVENTS:
+        if not source:
+            raise ValueError(f"{event_type} needs the referrer's source")
+        return f"referrer.{source}.{event_type.removeprefix('referrer.')}"
     if event_type in _SCHOOL_EVENTS:
         if not school_urn:
             raise ValueError(f"{event_type} needs the school's URN")

@@ -227,9 +227,22 @@ class EventTap:
             self.connection.close()
 
 
+# What the `tap` fixture hears: the case's own events, rejections, SLA and school events. What the referrer is
+# told (referrer.<source>.<event>, docs/contract.md "Referrers told") has its own fixture, `referrer_tap`, so
+# a test of a case's own events reads them in order without the referrer's copies between them.
+CASE_BINDINGS = ("case.#", "sla.#", "school.#", "notification.#", "command.#")
+
+
 @pytest.fixture
 def tap(clean_broker):
-    t = EventTap(clean_broker)
+    t = EventTap(clean_broker, CASE_BINDINGS)
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def referrer_tap(clean_broker):
+    t = EventTap(clean_broker, ("referrer.#",))
     yield t
     t.close()
 

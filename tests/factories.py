@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from earlyhelp.schemas import Notification, parse_command, parse_notification
@@ -99,8 +99,31 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any], *, replace: bool = F
 
 
 def notification_body(*, replace: bool = False, **overrides: Any) -> dict[str, Any]:
-    """The contract's example notification (complete, sufficient, nothing to review) with `overrides`."""
-    return _merge(EXAMPLE_NOTIFICATION, overrides, replace=replace)
+    """The contract's example notification (complete, sufficient, nothing to review) with `overrides`.
+
+    A notification given its own `notification_id` is another child (its date of birth follows from the id)
+    unless the overrides name the child's identity: the engine links a notification for a child it already
+    has open (docs/contract.md, "A child already known"), and most tests mean a new child by a new id."""
+    body = _merge(EXAMPLE_NOTIFICATION, overrides, replace=replace)
+    child = overrides.get("child")
+    names_child = isinstance(child, dict) and bool({"given_name", "family_name", "date_of_birth", "nhs_number", "upn"}
+                                                   & set(child))
+    if overrides.get("notification_id", EXAMPLE_NOTIFICATION["notification_id"]) != EXAMPLE_NOTIFICATION["notification_id"] \
+            and not names_child and isinstance(body.get("child"), dict) \
+            and body["child"].get("date_of_birth") == EXAMPLE_NOTIFICATION["child"]["date_of_birth"]:
+        body["child"]["date_of_birth"] = date_of_birth_for(str(overrides["notification_id"]))
+    return body
+
+
+_births: dict[str, str] = {}
+
+
+def date_of_birth_for(notification_id: str) -> str:
+    """A date of birth of its own for each notification id (from January 2009, one day apart in the order the
+    ids are first seen, so 6,000 ids in one process never share one); the same id gets the same date."""
+    if notification_id not in _births:
+        _births[notification_id] = (date(2009, 1, 1) + timedelta(days=len(_births) % 6000)).isoformat()
+    return _births[notification_id]
 
 
 def command_body(name: str, case_id: str = "case-1", **fields: Any) -> dict[str, Any]:

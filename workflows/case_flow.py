@@ -96,7 +96,9 @@ class CaseFlow:
         return changes
 
     # -- intake ---------------------------------------------------------------------------------
-    def open(self, case_id: str, notification) -> tuple[Case, list[Change]]:
+    def open(self, case_id: str, notification, previous_case_ids: list[str] | tuple = ()) -> tuple[Case, list[Change]]:
+        """A new case from `notification`; `previous_case_ids`: the child's cases closed within the 12 months
+        before it was received (a re-referral), named in case.received's data."""
         urn = school_of(notification)
         consent = notification.consent
         case = Case(
@@ -107,8 +109,10 @@ class CaseFlow:
         )
         verdict = check_notification(notification)
         at, cause = notification.received_at, notification.notification_id
-        changes = [self._record(case, "case.received", None, at, cause, None,
-                                {"needs_review": list(verdict.needs_review)})]
+        received = {"needs_review": list(verdict.needs_review)}
+        if previous_case_ids:
+            received["previous_case_ids"] = list(previous_case_ids)
+        changes = [self._record(case, "case.received", None, at, cause, None, received)]
         changes += self.run_checks(case, verdict, at, cause)
         return case, self._follow_clocks(case, changes)
 
@@ -121,6 +125,17 @@ class CaseFlow:
             return [self._transition(case, "request_information", at, cause, actor,
                                      {"missing": list(verdict.missing), "by": "engine"})]
         return [self._transition(case, "check", at, cause, actor, {"by": "engine"})]
+
+    def link(self, case: Case, notification, matched_on: list[str]) -> Change:
+        """`notification` (for the child `case` already serves, matched on the identifiers named) joins the open
+        case: a change in its history, the state and SLA clocks untouched. It does not move the case's latest
+        change (last_occurred_at): a link is no decision on the case, so it puts no command out of order."""
+        case.version += 1
+        data = {"linked_notification_id": notification.notification_id,
+                "source": word(notification.referrer.source), "kind": word(notification.kind),
+                "matched_on": list(matched_on)}
+        return Change("case.notification_linked", case.version, case.state, case.state, notification.received_at,
+                      notification.notification_id, None, data)
 
     # -- commands -------------------------------------------------------------------------------
     def apply(self, case: Case, command, notification) -> Outcome:

@@ -202,9 +202,10 @@ COMMANDS: dict[str, CommandSpec] = command_table(
     CommandSpec(RecordConsentCommand, OPEN_STATES, UNCHANGED, "case.consent_changed", True, record_consent),
     CommandSpec(ExtendClockCommand, OPEN_STATES, UNCHANGED, f"sla.extended.{STAGE}", False, extend_clock),
 )
-# The events the engine records of its own accord (a notification opens a case with case.received; its
-# checks fire `check` or `request_information`, recording those commands' events).
-ENGINE_EVENTS = ("case.received",)
+# The events the engine records of its own accord (a notification opens a case with case.received, or joins
+# the open case of its child with case.notification_linked; its checks fire `check` or `request_information`,
+# recording those commands' events).
+ENGINE_EVENTS = ("case.received", "case.notification_linked")
 
 
 def command_models(commands: dict[str, CommandSpec] = COMMANDS) -> dict[str, type[Command]]:

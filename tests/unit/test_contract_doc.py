@@ -34,11 +34,13 @@ def test_the_prose_names_every_source():
 
 
 def test_every_event_model_has_its_routing_key_in_the_prose():
-    keys = set(re.findall(r"`((?:case|sla|school|notification|command)\.[a-z_.<>]+)`", PROSE))
+    keys = set(re.findall(r"`((?:case|sla|school|notification|command|referrer)\.[a-z_.<>]+)`", PROSE))
     for event_type in EVENT_MODELS:
         stage_free = re.sub(r"\.(triage|allocation|assessment)$", ".<stage>", event_type)
         expected = {f"{event_type}.<district>", f"{stage_free}.<district>", event_type,
                     f"school.<urn>.{event_type.removeprefix('school.')}"}
+        if event_type.startswith("referrer."):  # the prose names the pattern once, and each event's word
+            expected = {"referrer.<source>.<event>"} if f"`{event_type.removeprefix('referrer.')}`" in PROSE else set()
         assert expected & keys, f"{event_type} has no routing key in docs/contract.md"
 
 

@@ -31,6 +31,14 @@ DATA = {
     "school.allocated": {"school_urn": "118923", "child": CHILD, "team": "Maidstone Early Help Unit 2"},
     "school.stepped_down": {"school_urn": "118923", "child": CHILD, "to": "universal"},
     "school.closed": {"school_urn": "118923", "child": CHILD, "reason": "needs_met"},
+    "case.notification_linked": {"linked_notification_id": "gp-77", "source": "health", "kind": "request_for_support",
+                                 "matched_on": ["nhs_number", "name_dob"]},
+    "referrer.received": {},
+    "referrer.linked": {},
+    "referrer.information_requested": {"missing": ["child.date_of_birth"]},
+    "referrer.decided": {"service": "early_help_unit", "district": "Maidstone"},
+    "referrer.allocated": {"team": "Maidstone Early Help Unit 2"},
+    "referrer.closed": {"reason": "needs_met", "stepped_down": True},
 }
 for _kind in ("warning", "breached"):
     for _stage, _unit in (("triage", "calendar_days"), ("allocation", "working_days"), ("assessment", "working_days")):
@@ -50,6 +58,9 @@ def event(event_type: str, **changes) -> dict:
     if event_type.endswith(".rejected"):
         return envelope | {"reason": "The notification was refused.", "errors": ["reason: Field required"],
                            "notification_id": "oakwood-1", "message_id": "m-1"} | changes
+    if event_type.startswith("referrer."):
+        return envelope | {"case_id": "case-1", "notification_id": "oakwood-1", "source": "school", "sequence": 3,
+                           "data": DATA[event_type]} | changes
     return envelope | {
         "case_id": "case-1", "notification_id": "oakwood-1", "state": "triaged", "sequence": 3,
         "source": "school", "kind": "request_for_support", "priority": False, "district": "Maidstone",
@@ -72,6 +83,22 @@ def test_every_event_type_round_trips(event_type):
     assert decoded["occurred_at"] == "2026-11-20T09:14:00Z"
     again = EVENT_MODELS[event_type].model_validate_json(body, strict=True)
     assert serialize_event(again.model_dump()) == body
+
+
+def test_referrer_events_carry_no_personal_data_and_no_case_facts_beyond_ids():
+    body = json.loads(serialize_event(event("referrer.closed")))
+    assert set(body) == {"schema_version", "event_id", "event_type", "occurred_at", "recorded_at", "case_id",
+                         "notification_id", "source", "sequence", "data"}
+    with pytest.raises(InvalidEvent):  # nothing beyond the contract's fields, a child's name least of all
+        serialize_event(event("referrer.allocated", data={"team": "T", "child": CHILD}))
+    with pytest.raises(InvalidEvent):  # matched_on names identifiers, never values
+        serialize_event(event("case.notification_linked", data=DATA["case.notification_linked"] | {
+            "matched_on": ["9434765919"]}))
+
+
+def test_a_re_referral_names_the_previous_cases():
+    body = json.loads(serialize_event(event("case.received", data={"needs_review": [], "previous_case_ids": ["c-0"]})))
+    assert body["data"]["previous_case_ids"] == ["c-0"]
 
 
 def test_none_values_are_left_out():

@@ -56,7 +56,18 @@ def test_event_routing_key(event_type, kwargs, key):
 
 def test_every_event_type_has_a_routing_key():
     for event_type in EVENT_MODELS:
-        assert event_routing_key(event_type, district="Dover", school_urn="118923").startswith(event_type.split(".")[0])
+        assert event_routing_key(event_type, district="Dover", school_urn="118923",
+                                 source="school").startswith(event_type.split(".")[0])
+
+
+def test_referrer_events_are_routed_by_the_referrers_source_so_each_upstream_binds_only_its_own():
+    assert event_routing_key("referrer.decided", source="school") == "referrer.school.decided"
+    assert event_routing_key("referrer.linked", source="health", district="Dover") == "referrer.health.linked"
+    assert event_routing_key("case.notification_linked", district="Dover") == "case.notification_linked.dover"
+    with pytest.raises(ValueError):
+        event_routing_key("referrer.closed")
+    with pytest.raises(ValueError):
+        event_routing_key("referrer.stepped_down", source="school")
 
 
 def test_school_events_need_a_urn_and_unknown_types_are_errors():
