@@ -115,10 +115,12 @@ class Batch:
         for digest in self.digests.get(id(parsed), {}).values():
             self.identities.setdefault(digest, set()).add(case_id)
 
-    def notification_of(self, case_id: str) -> Notification:
+    def notification_of(self, case_id: str) -> Notification | None:
+        """The case's stored notification; None for an erased case (closed: its state refuses what comes)."""
         if case_id not in self.details:
             stored = self.store.load_details(case_id)
-            self.details[case_id] = Notification.model_validate(stored, context={"stored": True})
+            self.details[case_id] = None if stored is None else Notification.model_validate(
+                stored, context={"stored": True})
         return self.details[case_id]
 
     # -- outcomes shared by the handlers ---------------------------------------------------------
@@ -173,9 +175,10 @@ class BatchProcessor:
     def __init__(self, engine: Engine | None, clock: Callable[[], datetime], districts, flow: CaseFlow | None = None,
                  on_database_state: Callable[[bool], None] | None = None,
                  should_stop: Callable[[], bool] = lambda: False, sleep=time.sleep,
-                 transactions: Transactions | None = None) -> None:
+                 transactions: Transactions | None = None, before_batch: Callable[[], object] | None = None) -> None:
         """`transactions`: opens a transaction and gives its store; by default SQL transactions on `engine`
-        (persistence/store.py), a MemoryDatabase's in the handlers' unit tests."""
+        (persistence/store.py), a MemoryDatabase's in the handlers' unit tests. `before_batch`: called before
+        each batch (the SLA policy's pick-up, which reads the stored version at most every few seconds)."""
         self.engine, self.clock, self.districts = engine, clock, list(districts)
         self.transaction = transactions or sql_transactions(engine)
         self.flow = flow or CaseFlow()
@@ -183,10 +186,12 @@ class BatchProcessor:
         self.command_models = command_models(self.flow.commands)
         self.on_database_state = on_database_state or (lambda up: None)
         self.should_stop, self.sleep = should_stop, sleep
+        self.before_batch = before_batch or (lambda: None)
 
     def process(self, deliveries: list[Delivery]) -> BatchResult:
         """Handle and commit `deliveries`; returns once every one of them may be acked."""
         started = time.perf_counter()
+        self.before_batch()
         now = self.clock()
         parsed = [self._parse(d, now) for d in deliveries]
         try:
