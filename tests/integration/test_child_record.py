@@ -225,9 +225,6 @@ def test_disclosures_subject_access_and_erasure_everywhere(settings, engine, tap
         "case.erased") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="consumers/batch.py Batch.notification_of validates the stored details "
-                   "before the state is checked, and an erased case has none: it should return None for a case "
-                   "without details (then the closed state refuses the command as for any closed case)")
 def test_a_command_for_an_erased_case_is_refused_as_for_any_closed_case(settings, engine, tap, upstream):
     case_id = open_case(tap, upstream, child_notification("oakwood-dpo-6"))
     command(upstream, "close", case_id)
