@@ -373,7 +373,8 @@ def report(settings, first, last, district, fmt, output) -> None:
     from earlyhelp.reports.figures import Period
     from earlyhelp.reports.loader import load_report
     from earlyhelp.workflows.calendar import local_date
-    from earlyhelp.workflows.sla_policy import PolicyError, load_policy
+
+    from .policy import policy_in_force
 
     now = utc_now()
     last_day = _date(last, "--to") or local_date(now)
@@ -386,12 +387,9 @@ def report(settings, first, last, district, fmt, output) -> None:
         if district.lower() not in known:
             raise click.BadParameter(f"unknown district; use one of {', '.join(districts)}", param_hint="--district")
         district = known[district.lower()]
-    try:
-        policy = load_policy(settings.sla_policy)
-    except PolicyError as error:
-        raise click.ClickException(str(error)) from error
     engine = _engine(settings)
     try:
+        policy = policy_in_force(engine, settings)[0]  # the stored one applied last, else the file's
         if fmt == "cin-sources":
             from earlyhelp.reports.cin_sources import render_csv
             from earlyhelp.reports.loader import notification_sources

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Connection, and_, bindparam, func, insert, select, 
 
 from earlyhelp.records.pseudonyms import PendingIdentifiers, store_key
 from earlyhelp.workflows.case_flow import Case
-from earlyhelp.workflows.sla_clock import Pause
+from earlyhelp.workflows.sla_clock import Extension, Pause
 from earlyhelp.workflows.sla_policy import Allowance
 from earlyhelp.workflows.sla_tracking import StageClock
 
@@ -227,6 +227,7 @@ def clock_from_row(row) -> StageClock:
         stage=row.stage, priority=row.priority, allowance=Allowance(amount=row.allowance_amount,
                                                                     unit=row.allowance_unit),
         started_at=row.started_at, pauses=[Pause(_time(a), _time(b)) for a, b in row.pauses],
+        extensions=[Extension(e["amount"], e["unit"]) for e in (row.extensions or ())],
         due_at=row.due_at, warning_at=row.warning_at, stopped_at=row.stopped_at, warned_at=row.warned_at,
         breached_at=row.breached_at, id=row.id)
 
@@ -238,6 +239,7 @@ def clock_row(case_id: str, clock: StageClock) -> dict:
         "started_at": clock.started_at,
         "pauses": [[p.paused_at.isoformat(), p.resumed_at.isoformat() if p.resumed_at else None]
                    for p in clock.pauses],
+        "extensions": [{"amount": e.amount, "unit": e.unit} for e in clock.extensions],
         "due_at": clock.due_at, "warning_at": clock.warning_at, "stopped_at": clock.stopped_at,
         "warned_at": clock.warned_at, "breached_at": clock.breached_at, "next_check_at": clock.next_check_at,
     }

@@ -153,6 +153,8 @@ sla_clocks = Table(
     Column("started_at", UtcDateTime, nullable=False),
     # Time awaiting information: [[paused_at, resumed_at or null], ...] as ISO strings.
     Column("pauses", Json, nullable=False),
+    # Extra time granted by extend_clock, [{"amount": n, "unit": ...}, ...] (who, when and why: the history).
+    Column("extensions", Json),
     Column("due_at", UtcDateTime),       # null while paused
     Column("warning_at", UtcDateTime),   # null while paused
     Column("stopped_at", UtcDateTime),   # when the stopping thing happened
@@ -166,6 +168,19 @@ sla_clocks = Table(
           sqlite_where=text("next_check_at IS NOT NULL")),
     Index("ix_sla_clocks_open_due", "due_at", postgresql_where=text("stopped_at IS NULL"),
           sqlite_where=text("stopped_at IS NULL")),
+)
+
+# The SLA policy in force (`earlyhelp policy apply`): the highest version is in force for every worker, which
+# reads that number cheaply (the scanner each scan, the batch processor every few seconds) and swaps its policy.
+sla_policies = Table(
+    "sla_policies", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=False),       # the TOML as applied, read back with the same checks
+    Column("file_name", String(1000), nullable=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+    Column("applied_by", String(200), nullable=False),
+    Column("clocks_changed", Integer, nullable=False),
+    Column("cases_changed", Integer, nullable=False),
 )
 
 # -- a child's record as the law expects (issue 13; earlyhelp.records) ---------------------------------

@@ -17,6 +17,9 @@ Definitions (docs/operating.md repeats them for the people who read the report):
 - Cases closed as `duplicate` (opened in error) are left out of the timeliness and stage-time figures.
 - A change was recorded late when the engine recorded it more than 24 hours after it happened (its event
   carries data.recorded_late_hours); counted among the changes that happened in the period.
+- A stage's clock extended by a manager (extend_clock, its `sla.extended.<stage>` history rows before the
+  stage stopped) is judged by its extended deadline, as the engine judges it; the extensions themselves are
+  counted per stage and district when they were granted in the period.
 - Time in stage is working time between start and stop, less time awaiting information, in working days.
   The median is the middle value (the mean of the two middle ones for an even count); the 90th
   percentile is the nearest-rank value (the ceil(0.9 n)-th smallest).
@@ -31,7 +34,7 @@ from datetime import date, datetime, timedelta
 
 from earlyhelp.schemas.routing import UNASSIGNED
 from earlyhelp.workflows.calendar import WorkingDayCalendar, end_of_day, local_date, start_of_day
-from earlyhelp.workflows.sla_clock import Pause, compute_clock
+from earlyhelp.workflows.sla_clock import Extension, Pause, compute_clock
 from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
 
 # The service's own source groups, in the 2014 briefing's order: (group, label, contract sources).
@@ -52,6 +55,7 @@ AGE_BANDS: tuple[tuple[str, int, int | None], ...] = (
 )
 PAUSE_EVENT, RESUME_EVENT = "case.information_requested", "case.information_provided"
 RECORDED_LATE_AFTER = timedelta(hours=24)  # as the engine marks it (consumers/recording.py)
+EXTENDED_EVENT = "sla.extended."  # + the stage: a manager's extend_clock
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,18 @@ class HistoryRow:
     data: dict = field(default_factory=dict)
 
 
+class InDistrict:
+    """A row of a case's district (None before triage): `district_name` is what the tables and filters use."""
+
+    district: str | None
+
+    @property
+    def district_name(self) -> str:
+        return self.district or UNASSIGNED
+
+
 @dataclass(frozen=True)
-class LateChange:
+class LateChange(InDistrict):
     """A change recorded more than 24 hours after it happened, with the case's district for the filter."""
 
     case_id: str
@@ -95,10 +109,6 @@ class LateChange:
     occurred_at: datetime
     recorded_at: datetime
     district: str | None = None
-
-    @property
-    def district_name(self) -> str:
-        return self.district or UNASSIGNED
 
 
 @dataclass(frozen=True)
@@ -272,12 +282,17 @@ def stage_measures(case: CaseRow, history: list[HistoryRow], policy: SlaPolicy,
         window = rows[begin + 1:] if stop is None else [h for h in rows[begin + 1:] if h.sequence < stop.sequence]
         pauses = _pauses(window)
         times = compute_clock(stage, started, policy.allowance_for(stage, case.priority), pauses, calendar,
-                              policy.warning_share, policy.counting)
+                              policy.warning_share, policy.counting, _extensions(window, stage))
         stopped = stop.occurred_at if stop else None
         measures.append(StageMeasure(
             case.case_id, stage, case.district_name, started, times.due_at, stopped,
             _working_time(calendar, started, stopped, pauses) if stopped else None))
     return measures
+
+
+def _extensions(rows: list[HistoryRow], stage: str) -> list[Extension]:
+    return [Extension(h.data["extra"]["amount"], h.data["extra"]["unit"]) for h in rows
+            if h.event_type == EXTENDED_EVENT + stage and "extra" in (h.data or {})]
 
 
 def _pauses(rows: list[HistoryRow]) -> list[Pause]:
@@ -331,6 +346,38 @@ def timeliness(measures: list[StageMeasure], as_of: datetime, policy: SlaPolicy,
     return {"stages": stages, "by_district": per_district}
 
 
+@dataclass(frozen=True)
+class ExtensionRow(InDistrict):
+    """One extend_clock a manager sent: the stage, the extra time, when it happened (no reason: free text)."""
+
+    case_id: str
+    stage: str
+    amount: int
+    unit: str
+    occurred_at: datetime
+    district: str | None = None
+
+
+def extensions(rows: list[ExtensionRow], period: Period, districts: list[str]) -> dict:
+    """Clock extensions granted in the period, per stage and per district and stage: how many, on how many
+    cases, and the days granted in each unit."""
+    granted = [r for r in rows if period.contains(r.occurred_at)]
+
+    def summarise(items: list[ExtensionRow]) -> dict:
+        return {"extensions": len(items), "cases": len({r.case_id for r in items}),
+                "working_days": sum(r.amount for r in items if r.unit == "working_days"),
+                "calendar_days": sum(r.amount for r in items if r.unit == "calendar_days")}
+
+    grouped: dict[tuple[str, str], list[ExtensionRow]] = defaultdict(list)
+    for r in granted:
+        grouped[(r.district_name, r.stage)].append(r)
+    names = list(districts) + sorted({d for d, _ in grouped} - set(districts) - {UNASSIGNED}) + [UNASSIGNED]
+    return {"total": len(granted), "cases": len({r.case_id for r in granted}),
+            "stages": [{"stage": s, **summarise([r for r in granted if r.stage == s])} for s in STAGES],
+            "by_district": [{"district": d, "stage": s, **summarise(grouped[(d, s)])}
+                            for d in names for s in STAGES if grouped.get((d, s))]}
+
+
 def recorded_late(changes: list[LateChange], period: Period) -> dict:
     """How many changes that happened in the period were recorded more than 24 hours later, by event type."""
     late = [c for c in changes if period.contains(c.occurred_at) and c.recorded_at - c.occurred_at > RECORDED_LATE_AFTER]
@@ -355,7 +402,8 @@ def unallocated_by_age(cases: list[CaseRow], as_of: datetime) -> dict:
 def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[CaseRow],
                  history: dict[str, list[HistoryRow]], previous_cases: list[CaseRow] | None,
                  open_cases: list[CaseRow], policy: SlaPolicy, districts: list[str], as_of: datetime,
-                 district: str | None = None, late_changes: list[LateChange] | None = None) -> dict:
+                 district: str | None = None, late_changes: list[LateChange] | None = None,
+                 clock_extensions: list[ExtensionRow] | None = None) -> dict:
     """Everything the report shows, as plain data (the json format is exactly this).
 
     `cases`: cases received in the period; `stage_cases`: cases with a stage that may have started in
@@ -365,11 +413,13 @@ def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[Case
     after they happened (at least those that happened in the period).
     """
     late_changes = late_changes or []
+    clock_extensions = clock_extensions or []
     if district:
         def only(rows):
             return None if rows is None else [c for c in rows if c.district_name == district]
         cases, stage_cases, previous_cases, open_cases, late_changes = (
             only(cases), only(stage_cases), only(previous_cases), only(open_cases), only(late_changes))
+        clock_extensions = only(clock_extensions)
     calendar = policy.make_calendar()
     measures = [m for case in stage_cases
                 if not _closed_as_duplicate(history.get(case.case_id, []))
@@ -390,6 +440,7 @@ def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[Case
         "timeliness": timeliness(measures, as_of, policy, shown_districts),
         "unallocated": unallocated_by_age(open_cases, as_of),
         "recorded_late": recorded_late(late_changes, period),
+        "extensions": extensions(clock_extensions, period, shown_districts),
     }
 
 

@@ -16,7 +16,10 @@ from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
 
 from earlyhelp.schemas.routing import UNASSIGNED
 
-from .figures import RECORDED_LATE_AFTER, UNALLOCATED_STATES, CaseRow, HistoryRow, LateChange, Period, build_report
+from .figures import (
+    EXTENDED_EVENT, RECORDED_LATE_AFTER, UNALLOCATED_STATES, CaseRow, ExtensionRow, HistoryRow, LateChange, Period,
+    build_report,
+)
 
 def _case_query():
     return select(cases.c.case_id, cases.c.kind, cases.c.source, cases.c.priority, cases.c.state,
@@ -61,7 +64,9 @@ def history_of(conn, case_ids: list[str]) -> dict[str, list[HistoryRow]]:
                         case_history.c.occurred_at, case_history.c.recorded_at, case_history.c.data)
                  .where(case_history.c.case_id.in_(chunk)).order_by(case_history.c.case_id, case_history.c.sequence))
         for r in conn.execute(query):
-            data = r.data if r.event_type == "case.closed" else {}  # only the close reason is used
+            # Only the close reason and an extension's extra time are used (never extend_clock's reason).
+            data = r.data if r.event_type == "case.closed" else \
+                {"extra": (r.data or {}).get("extra")} if r.event_type.startswith(EXTENDED_EVENT) else {}
             history[r.case_id].append(HistoryRow(r.case_id, r.sequence, r.event_type, r.occurred_at,
                                                  r.recorded_at, data or {}))
     return history
@@ -82,6 +87,18 @@ def late_changes(conn, period: Period) -> list[LateChange]:
     return [LateChange(r.case_id, r.event_type, r.occurred_at, r.recorded_at, r.district) for r in conn.execute(query)]
 
 
+def clock_extensions(conn, period: Period) -> list[ExtensionRow]:
+    """The extend_clock commands that happened in the period, with their case's district."""
+    query = (select(case_history.c.case_id, case_history.c.event_type, case_history.c.occurred_at,
+                    case_history.c.data, cases.c.district)
+             .join(cases, cases.c.case_id == case_history.c.case_id)
+             .where(case_history.c.event_type.in_([EXTENDED_EVENT + s for s in STAGES]),
+                    case_history.c.occurred_at >= period.start, case_history.c.occurred_at < period.end))
+    return [ExtensionRow(r.case_id, r.event_type.removeprefix(EXTENDED_EVENT), r.data["extra"]["amount"],
+                         r.data["extra"]["unit"], r.occurred_at, r.district)
+            for r in conn.execute(query) if "extra" in (r.data or {})]
+
+
 def open_unallocated(conn) -> list[CaseRow]:
     return [_case_row(r) for r in conn.execute(_case_query().where(cases.c.state.in_(UNALLOCATED_STATES)))]
 
@@ -98,9 +115,10 @@ def load_report(engine, period: Period, policy: SlaPolicy, districts: list[str],
         stage_cases, history = stage_cases_and_history(conn, period, policy)
         open_cases = open_unallocated(conn)
         late = late_changes(conn, period)
+        extended = clock_extensions(conn, period)
     return build_report(period=period, cases=received, stage_cases=stage_cases, history=history,
                         previous_cases=previous, open_cases=open_cases, policy=policy, districts=districts,
-                        as_of=as_of, district=district, late_changes=late)
+                        as_of=as_of, district=district, late_changes=late, clock_extensions=extended)
 
 
 def notification_sources(engine, period: Period, district: str | None = None) -> list:
@@ -120,15 +138,16 @@ def open_clocks(engine) -> list:
     """Every SLA clock still running, with its case's district, for `earlyhelp policy check`."""
     from earlyhelp.persistence.tables import sla_clocks
     from earlyhelp.workflows.policy_check import OpenClock
-    from earlyhelp.workflows.sla_clock import Pause
+    from earlyhelp.workflows.sla_clock import Extension, Pause
 
     query = (select(sla_clocks.c.stage, sla_clocks.c.priority, sla_clocks.c.started_at, sla_clocks.c.pauses,
-                    cases.c.district)
+                    sla_clocks.c.extensions, cases.c.district)
              .join(cases, cases.c.case_id == sla_clocks.c.case_id).where(sla_clocks.c.stopped_at.is_(None)))
     with engine.connect() as conn:
         found = conn.execute(query).all()
     return [OpenClock(r.stage, bool(r.priority), r.started_at,
-                      tuple(Pause(_instant(a), _instant(b)) for a, b in (r.pauses or [])), r.district or UNASSIGNED)
+                      tuple(Pause(_instant(a), _instant(b)) for a, b in (r.pauses or [])), r.district or UNASSIGNED,
+                      tuple(Extension(e["amount"], e["unit"]) for e in (r.extensions or [])))
             for r in found]
 
 

@@ -65,6 +65,16 @@ def rows(report: dict):
     yield "recorded_late", "all", "count", late["total"]
     for event_type, count in late["by_event_type"].items():
         yield "recorded_late", event_type, "count", count
+    extended = report.get("extensions") or {"stages": [], "by_district": []}
+    for row in extended["stages"]:
+        for key in _EXTENSION_MEASURES:
+            yield "extensions", row["stage"], key, row[key]
+    for row in extended["by_district"]:
+        for key in _EXTENSION_MEASURES:
+            yield "extensions_by_district", f"{row['district']}/{row['stage']}", key, row[key]
+
+
+_EXTENSION_MEASURES = ("extensions", "cases", "working_days", "calendar_days")
 
 
 def render(report: dict) -> str:

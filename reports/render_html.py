@@ -78,6 +78,7 @@ def render(report: dict) -> str:
     sections = [
         _sources(report["by_source"]), _districts(report["by_district"]), _step_downs(steps),
         _kinds(report["by_kind"]["kinds"], missing), _timeliness(timeliness), _unallocated(un),
+        _extensions(report.get("extensions")),
     ]
     return (
         "<!DOCTYPE html><html lang=\"en-GB\"><head><meta charset=\"utf-8\">"
@@ -189,3 +190,18 @@ def _unallocated(un: dict) -> str:
                     f"{un['total']} open cases not yet allocated ({states}); age in calendar days since received.",
                     charts.columns([(b["age"], b["count"]) for b in un["bands"]], "Unallocated cases by age"),
                     _table(["age", "cases"], [([b["age"], b["count"]], "") for b in un["bands"]]))
+
+
+def _extensions(extended: dict | None) -> str:
+    if not extended:
+        return ""
+    headers = ["extensions", "cases", "working days", "calendar days"]
+
+    def cells(r):
+        return [r["extensions"], r["cases"], r["working_days"], r["calendar_days"]]
+
+    rows = [([r["stage"], *cells(r)], "") for r in extended["stages"]]
+    rows += [([f"{r['district']}: {r['stage']}", *cells(r)], "part") for r in extended["by_district"]]
+    return _section("Clock extensions", f"{extended['total']} extensions granted by managers in the period, on "
+                    f"{extended['cases']} cases; an extended stage is judged by its extended deadline.",
+                    _table(["stage", *headers], rows), pair=False)

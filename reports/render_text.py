@@ -54,7 +54,19 @@ def render(report: dict) -> str:
     out += ["", f"Changes recorded more than 24 hours after they happened: {late['total']}"]
     if late["by_event_type"]:
         out += _table(["change", "recorded late"], [[t, n] for t, n in late["by_event_type"].items()])
+    extended = report.get("extensions")
+    if extended:
+        out += ["", f"Clock extensions granted by managers: {extended['total']} on {extended['cases']} cases"]
+        headers = ["extensions", "cases", "working days", "calendar days"]
+        out += _table(["stage", *headers], [[r["stage"], *_extension_cells(r)] for r in extended["stages"]])
+        if extended["by_district"]:
+            out += _table(["district", "stage", *headers],
+                          [[r["district"], r["stage"], *_extension_cells(r)] for r in extended["by_district"]])
     return "\n".join(out) + "\n"
+
+
+def _extension_cells(row: dict) -> list:
+    return [row["extensions"], row["cases"], row["working_days"], row["calendar_days"]]
 
 
 def _sla_table(rows: list[dict], first: str) -> list[str]:

@@ -20,6 +20,7 @@ from earlyhelp import metrics
 from earlyhelp.consumers.recording import EVENT_NAMESPACE, case_event, outbox_row
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.case_store import CaseStore, clock_from_row, clock_row
+from earlyhelp.persistence.policy_store import PolicyWatcher
 from earlyhelp.persistence.tables import sla_clocks
 from earlyhelp.schemas import event_routing_key
 from earlyhelp.workflows.case_flow import Change
@@ -35,13 +36,17 @@ def sla_event_id(case_id: str, event_type: str) -> str:
 
 class SlaScanner:
     def __init__(self, engine: Engine, tracker: SlaTracker, clock: Callable[[], datetime],
-                 batch_size: int = 500, on_raised: Callable[[], None] | None = None) -> None:
+                 batch_size: int = 500, on_raised: Callable[[], None] | None = None,
+                 policy_watcher: PolicyWatcher | None = None) -> None:
         self.engine, self.tracker, self.clock = engine, tracker, clock
         self.batch_size = batch_size
         self.on_raised = on_raised or (lambda: None)
+        self.policy_watcher = policy_watcher  # each scan first picks up a policy applied since (one cheap read)
 
     def scan_once(self) -> int:
         """Raise what is due now, a batch at a time; returns how many events were raised."""
+        if self.policy_watcher is not None:
+            self.policy_watcher.refresh(force=True)
         total = 0
         while True:
             raised = self._scan_batch(self.clock())

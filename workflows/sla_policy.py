@@ -144,17 +144,27 @@ class SlaPolicy(BaseModel):
 
 def load_policy(path: Path | None = None) -> SlaPolicy:
     """Read and validate an SLA policy file; None reads the shipped default (Kent's values)."""
-    if path is None:
-        resource = resources.files(__package__).joinpath(DEFAULT_POLICY_RESOURCE)
-        name, read = f"the shipped {DEFAULT_POLICY_RESOURCE}", resource.read_bytes
-    else:
-        name, read = str(path), Path(path).read_bytes
+    if path is not None:
+        return read_policy_file(path)[0]
+    resource = resources.files(__package__).joinpath(DEFAULT_POLICY_RESOURCE)
+    return policy_from_text(resource.read_bytes().decode("utf-8"), f"the shipped {DEFAULT_POLICY_RESOURCE}")
+
+
+def read_policy_file(path: Path) -> tuple[SlaPolicy, str]:
+    """The policy in `path` and its text, as `earlyhelp policy apply` stores it; PolicyError names file and key."""
     try:
-        raw = tomllib.loads(read().decode("utf-8"))
+        document = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
-        raise PolicyError(f"cannot read the SLA policy file {name}: {exc.strerror or exc}") from None
+        raise PolicyError(f"cannot read the SLA policy file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
-        raise PolicyError(f"the SLA policy file {name} is not UTF-8 text") from None
+        raise PolicyError(f"the SLA policy file {path} is not UTF-8 text") from None
+    return policy_from_text(document, str(path)), document
+
+
+def policy_from_text(document: str, name: str) -> SlaPolicy:
+    """Validate a policy's TOML text (a file's, or the stored one's); `name` says where it came from."""
+    try:
+        raw = tomllib.loads(document)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"the SLA policy file {name} is not valid TOML: {exc}") from None
     try:

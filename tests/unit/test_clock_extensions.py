@@ -234,3 +234,30 @@ def test_a_bad_extra_is_refused_as_invalid(extra):
 
     with pytest.raises(MessageRefused):
         command("extend_clock", CASE_ID, extra=extra)
+
+
+# --- the report ------------------------------------------------------------------------------------------
+
+def test_the_report_counts_extensions_per_stage_and_district_and_judges_by_the_extended_deadline():
+    from datetime import date
+
+    from earlyhelp.reports.figures import CaseRow, ExtensionRow, HistoryRow, Period, extensions, stage_measures
+
+    period = Period(date(2026, 11, 1), date(2026, 11, 30))
+    rows = [ExtensionRow("c1", "triage", 3, "calendar_days", T0, "Dover"),
+            ExtensionRow("c1", "triage", 2, "working_days", T0, "Dover"),
+            ExtensionRow("c2", "allocation", 1, "working_days", T0, None),
+            ExtensionRow("c3", "triage", 1, "working_days", datetime(2026, 12, 1, tzinfo=UTC), "Dover")]
+    counted = extensions(rows, period, ["Dover"])
+    assert counted["total"] == 3 and counted["cases"] == 2
+    assert counted["stages"][0] == {"stage": "triage", "extensions": 2, "cases": 1, "working_days": 2,
+                                    "calendar_days": 3}
+    assert [(r["district"], r["stage"]) for r in counted["by_district"]] == [("Dover", "triage"),
+                                                                             ("unassigned", "allocation")]
+    case = CaseRow("c1", "request_for_support", "school", False, "triaged", T0, "Dover")
+    history = [HistoryRow("c1", 1, "case.received", T0, T0),
+               HistoryRow("c1", 2, "sla.extended.triage", T0, T0, {"extra": {"amount": 3, "unit": "calendar_days"}}),
+               HistoryRow("c1", 3, "case.triaged", T0 + timedelta(days=16), T0 + timedelta(days=16))]
+    policy = load_policy()
+    [triage] = [m for m in stage_measures(case, history, policy, policy.make_calendar()) if m.stage == "triage"]
+    assert triage.due_at == T0 + timedelta(days=17) and triage.status(T0 + timedelta(days=20)) == "on_time"
