@@ -67,7 +67,9 @@ def demo(settings, seed, days, per_day, broker, database) -> None:
                f"database {database}")
     result = run_demo(demo_settings, seed, days, per_day, progress=click.echo)
     click.echo(f"\nHandled {result.notifications} notifications and {result.commands} staff commands in "
-               f"{result.seconds:.1f} s; {result.sla_events} SLA warnings and breaches raised.\n")
+               f"{result.seconds:.1f} s; {result.sla_events} SLA warnings and breaches raised.")
+    click.echo(f"Among them: {result.repeats} notifications of a child already notified, from another source, "
+               f"and {result.extensions} clock extensions granted by managers.\n")
     _print_report(demo_settings, database, result, folder)
 
 
@@ -87,6 +89,7 @@ def _print_report(settings, database_url: str, result, folder: Path) -> None:
     engine = make_engine(database_url)
     try:
         period = Period(result.started.date(), (result.ended - timedelta(days=1)).date())
+        _print_policy_check(engine, load_policy(settings.sla_policy), result, folder)
         data = load_report(engine, period, load_policy(settings.sla_policy), settings.district_names, result.ended)
         with engine.connect() as conn:
             breaches = conn.execute(select(sla_clocks.c.stage, func.count())
@@ -101,3 +104,27 @@ def _print_report(settings, database_url: str, result, folder: Path) -> None:
     html = folder / "report.html"
     html.write_text(render(data, "html"), encoding="utf-8")
     click.echo(f"The same report with charts: {html}")
+
+
+def _print_policy_check(engine, in_force, result, folder: Path) -> None:
+    """`earlyhelp policy check` on a stricter policy, over the clocks still open at the end: what it would change."""
+    from importlib.resources import files
+
+    from earlyhelp.reports.loader import open_clocks
+    from earlyhelp.workflows.policy_check import compare
+    from earlyhelp.workflows.sla_policy import DEFAULT_POLICY_RESOURCE, load_policy
+
+    from .policy import comparison_lines
+
+    stricter = folder / "stricter-policy.toml"
+    shipped = files("earlyhelp.workflows").joinpath(DEFAULT_POLICY_RESOURCE).read_text(encoding="utf-8")
+    stricter.write_text(shipped.replace('allowance = { amount = 4, unit = "working_days" }',
+                                        'allowance = { amount = 3, unit = "working_days" }')
+                        .replace('allowance = { amount = 14, unit = "calendar_days" }',
+                                 'allowance = { amount = 10, unit = "calendar_days" }'), encoding="utf-8")
+    figures = compare(open_clocks(engine), in_force, load_policy(stricter), result.ended)
+    click.echo(f"Trying a policy first (earlyhelp policy check {stricter}): triage in 10 calendar days and "
+               "allocation in 3 working days, over the clocks open at the end; nothing was changed.")
+    for line in comparison_lines(figures, by_district=False):
+        click.echo(line)
+    click.echo("")

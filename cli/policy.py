@@ -24,7 +24,7 @@ def check(settings, file: Path, fmt: str) -> None:
     """Compare FILE with the policy in force over every open clock: open, overdue now, overdue under FILE."""
     from earlyhelp.persistence.database import make_engine
     from earlyhelp.reports.loader import open_clocks
-    from earlyhelp.workflows.policy_check import MEASURES, compare
+    from earlyhelp.workflows.policy_check import compare
     from earlyhelp.workflows.sla_policy import PolicyError, load_policy
 
     if not file.exists():
@@ -43,17 +43,23 @@ def check(settings, file: Path, fmt: str) -> None:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{file} beside the policy in force ({in_force}), over every open clock, as of now:")
-    header = ["stage", *(m.replace("_", " ") for m in MEASURES)]
-    for line in table([header, *([s, *(c[m] for m in MEASURES)] for s, c in result["stages"].items())], rule=True):
+    for line in comparison_lines(result):
         click.echo(line)
-    if result["by_district"]:
-        click.echo("")
+    click.echo("Nothing was changed.")
+
+
+def comparison_lines(result: dict, by_district: bool = True) -> list[str]:
+    """The check's figures as tables: per stage, then per district and stage."""
+    from earlyhelp.workflows.policy_check import MEASURES
+
+    header = ["stage", *(m.replace("_", " ") for m in MEASURES)]
+    lines = table([header, *([s, *(c[m] for m in MEASURES)] for s, c in result["stages"].items())], rule=True)
+    if by_district and result["by_district"]:
         rows = [["district", *header]]
         rows += [[d, s, *(c[m] for m in MEASURES)] for d, stages in result["by_district"].items()
                  for s, c in stages.items()]
-        for line in table(rows, left=2, rule=True):
-            click.echo(line)
-    click.echo("Nothing was changed.")
+        lines += ["", *table(rows, left=2, rule=True)]
+    return lines
 
 
 class BadPolicy(click.ClickException):

@@ -49,6 +49,8 @@ class DemoResult:
     sla_events: int = 0
     seconds: float = 0.0
     skipped_after_end: int = field(default=0)
+    repeats: int = 0      # notifications of a child already notified, from another source
+    extensions: int = 0   # extend_clock commands sent by managers
 
 
 class Sender:
@@ -94,11 +96,20 @@ def run_demo(settings: Settings, seed: int, days: int, per_day: int,
     start = end - timedelta(days=days)
     referrals = generate(rng, uuid.uuid4().hex[:6], start, days, per_day)
     timeline: list[tuple[datetime, int, object]] = []
+    closes: dict[str, datetime | None] = {}  # when each case's plan closes it
     for r in referrals:
         timeline.append((r.received_at, 0, r))
-        timeline += [(a.at, 1, a) for a in plan(rng, r)]
+        actions = plan(rng, r)
+        closes[r.notification_id] = next((a.at for a in actions if a.command == "close"), None)
+        first_closes = closes.get(r.repeat_of) if r.repeat_of else None
+        if r.repeat_of and (first_closes is None or first_closes > r.received_at):
+            continue  # the engine links it to the child's open case: staff act on that case, not a new one
+        timeline += [(a.at, 1, a) for a in actions]
     timeline.sort(key=lambda item: (item[0], item[1]))
-    result = DemoResult(start, end, skipped_after_end=sum(1 for at, _, _ in timeline if at > end))
+    result = DemoResult(start, end, skipped_after_end=sum(1 for at, _, _ in timeline if at > end),
+                        repeats=sum(1 for r in referrals if r.repeat_of and r.received_at <= end),
+                        extensions=sum(1 for at, _, a in timeline if isinstance(a, Action) and at <= end
+                                       and a.command == "extend_clock"))
     timeline = [item for item in timeline if item[0] <= end]
 
     clock = SimulatedClock(start)

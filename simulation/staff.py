@@ -15,6 +15,9 @@ from earlyhelp.consumers.recording import case_id_for
 from .stream import Referral
 
 SERVICES = ["early_help_unit"] * 6 + ["open_access"] * 2 + ["commissioned", "advice_only"]
+EXTENSION_REASONS = ["The family asked to meet after the school holiday.",
+                     "The only worker who speaks the family's language returns next week.",
+                     "Waiting for the family's agreement to a joint visit with the school."]
 
 
 @dataclass
@@ -53,10 +56,17 @@ def plan(rng: random.Random, referral: Referral) -> list[Action]:
     if service == "advice_only":
         add(rng.uniform(0.1, 2.0), "close", {"reason": "no_further_action"}, triage_team)
         return actions
-    unit = {"id": f"unit-{referral.district.lower().replace(' ', '-')}", "role": "unit_manager"}
+    slug = referral.district.lower().replace(' ', '-')
+    unit = {"id": f"unit-{slug}", "role": "unit_manager"}
     worker = f"worker-{rng.randint(1, 40):03d}"
-    # Allocation within 4 working days, mostly; about one in eight late.
-    add(rng.uniform(6.5, 10.0) if rng.random() < 0.125 else rng.uniform(0.1, 4.0), "allocate",
+    # Allocation within 4 working days, mostly; about one in eight late, and for some of those a manager
+    # extends the allocation clock first, with a reason (extend_clock).
+    late = rng.random() < 0.125
+    if late and rng.random() < 0.15:
+        add(rng.uniform(0.5, 2.5), "extend_clock",
+            {"stage": "allocation", "extra": {"amount": rng.randint(2, 5), "unit": "working_days"},
+             "reason": rng.choice(EXTENSION_REASONS)}, {"id": f"manager-{slug}", "role": "manager"})
+    add(rng.uniform(6.5, 10.0) if late else rng.uniform(0.1, 4.0), "allocate",
         {"team": f"{referral.district} Early Help Unit", "worker_id": worker}, unit)
     worker_actor = {"id": worker, "role": "early_help_practitioner"}
     add(rng.uniform(10, 42), "assess", {"outcome": "family_plan_agreed"}, worker_actor)

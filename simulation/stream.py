@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from earlyhelp.schemas import DEFAULT_DISTRICTS
 
@@ -30,6 +30,10 @@ PRIORITY_SHARE = 0.15
 INSUFFICIENT_SHARE = 0.15   # the child's voice or a contact missing: the engine asks for more
 NO_CONSENT_SHARE = 0.05     # consent not recorded: a person decides
 SHARE_WITH_SCHOOL = 0.6
+# A second notification for a child notified in the last ten days, from another source (same given and family
+# name and date of birth): the engine links it to the child's case while that case is open.
+REPEAT_SHARE = 0.03
+REPEAT_WITHIN = timedelta(days=10)
 GIVEN = ["Alex", "Sam", "Jo", "Riley", "Casey", "Morgan", "Jamie", "Taylor", "Charlie", "Robin"]
 FAMILY = ["Example", "Sample", "Testcase", "Demo", "Synthetic", "Placeholder"]
 
@@ -44,6 +48,8 @@ class Referral:
     needs_review: bool
     priority: bool
     district: str
+    # The first notification of the same child, when this one names a child already notified (a repeat).
+    repeat_of: str | None = None
 
     @property
     def notification_id(self) -> str:
@@ -57,7 +63,7 @@ class Referral:
 def generate(rng: random.Random, run: str, start: datetime, days: int, per_day: int) -> list[Referral]:
     """Notifications received over `days` from `start`: fewer at weekends, in office hours mostly."""
     weights = [w for _, _, w in MIX]
-    referrals, n = [], 0
+    referrals, n, repeated, children = [], 0, set(), set()
     for day in range(days):
         midnight = start + timedelta(days=day)
         weekend = midnight.weekday() >= 5
@@ -65,8 +71,39 @@ def generate(rng: random.Random, run: str, start: datetime, days: int, per_day: 
             source, kind, _ = rng.choices(MIX, weights)[0]
             at = midnight + timedelta(hours=rng.uniform(8, 18))
             n += 1
-            referrals.append(_referral(rng, f"demo-{run}-{n:06d}", source, kind, at))
+            referral = _referral(rng, f"demo-{run}-{n:06d}", source, kind, at)
+            if rng.random() < REPEAT_SHARE:
+                _repeat_a_child(rng, referral, referrals, repeated)
+            if referral.repeat_of is None:
+                _another_child(referral, children)
+            referrals.append(referral)
     return sorted(referrals, key=lambda r: r.received_at)
+
+
+def _another_child(referral: Referral, children: set) -> None:
+    """A child no other notification names (the engine links notifications of the same name and date of birth):
+    the date of birth moves a day earlier until the child is new."""
+    child = referral.body["child"]
+    born = date.fromisoformat(child["date_of_birth"])
+    while (child["given_name"], child["family_name"], born) in children:
+        born -= timedelta(days=1)
+    child["date_of_birth"] = born.isoformat()
+    children.add((child["given_name"], child["family_name"], born))
+
+
+def _repeat_a_child(rng: random.Random, referral: Referral, earlier: list[Referral], repeated: set[str]) -> None:
+    """Make `referral` a second notification, from another source, of a child notified in the last ten days
+    (each child at most twice, so a repeat always meets the first notification's case)."""
+    candidates = [r for r in earlier[-200:] if r.repeat_of is None and r.notification_id not in repeated
+                  and r.source != referral.source and referral.received_at - REPEAT_WITHIN <= r.received_at
+                  < referral.received_at]
+    if not candidates:
+        return
+    first = rng.choice(candidates)
+    repeated.add(first.notification_id)
+    for key in ("given_name", "family_name", "date_of_birth"):
+        referral.body["child"][key] = first.body["child"][key]
+    referral.repeat_of = first.notification_id
 
 
 def _referral(rng: random.Random, notification_id: str, source: str, kind: str, at: datetime) -> Referral:
