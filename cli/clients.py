@@ -100,14 +100,22 @@ def _own_field_types(model) -> dict[str, str | None]:
 
 
 def command_fields(model, pairs: dict) -> dict:
-    """The command's own fields from KEY=VALUE pairs: a command whose own field is an object (provide_information's
-    `fields`) takes every pair as a key of it; an array field (request_information's `missing`) is comma-separated."""
+    """The command's own fields from KEY=VALUE pairs: a command whose one own field is an object (provide_information's
+    `fields`) takes every pair as a key of it; an array field (request_information's `missing`) is comma-separated;
+    an object beside other fields (extend_clock's `extra`) is given by dotted keys, `extra.amount=3`."""
     types = _own_field_types(model)
     objects = [name for name, kind in types.items() if kind == "object"]
-    if objects:
+    if objects and len(types) == 1:
         return {objects[0]: pairs}
-    return {key: [p for p in value.split(",") if p] if types.get(key) == "array" and isinstance(value, str) else value
-            for key, value in pairs.items()}
+    found: dict = {}
+    for key, value in pairs.items():
+        head, dot, rest = key.partition(".")
+        if dot and head in objects:
+            found.setdefault(head, {})[rest] = int(value) if isinstance(value, str) and value.isdigit() else value
+        else:
+            found[key] = [p for p in value.split(",") if p] if types.get(key) == "array" and isinstance(value, str) \
+                else value
+    return found
 
 
 def _command_names() -> list[str]:

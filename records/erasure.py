@@ -8,8 +8,11 @@ long as the details, docs/contract.md), its events that carry personal data stil
 name the case. Then, on the broker, copies in `earlyhelp.dead-letter` naming the case (the CLI does this
 through the dead-letter queue session, removing only the copies it names).
 
+The history keeps no personal data but one free-text field, extend_clock's reason (a manager's words,
+which may name the child): it is replaced by "[erased]".
+
 Kept: `cases` (source, kind, district, service, team, dates, states, the statistics columns), the
-history (which holds no personal data) with a `case.erased` row, clocks, processed ids, and the access
+history (which holds no personal data once the reasons are replaced) with a `case.erased` row, clocks, processed ids, and the access
 log (which names cases, never their data). So the report's figures are the same before and after.
 
 A copy "names the case" when its body carries the case id, or is the case's notification (its source
@@ -22,12 +25,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 
 from .disclosures import BASES
 from .pseudonyms import normal_name, normal_nhs_number, normal_upn
 
 ERASED_EVENT = "case.erased"
+ERASED_TEXT = "[erased]"  # what is left of a free-text field in the history
 
 
 class UnknownCase(LookupError):
@@ -147,6 +151,7 @@ def erase_case(conn, case_id: str, reason: str, operator: str, at: datetime,
     counts["identifier_hashes"] = conn.execute(
         delete(case_identifiers).where(case_identifiers.c.case_id == case_id)).rowcount
     counts["disclosure_rows"] = conn.execute(delete(disclosures).where(disclosures.c.case_id == case_id)).rowcount
+    counts["clock_extension_reasons"] = erase_extension_reasons(conn, case_id)
     # Events of the case carrying personal data: their ids follow from the case, its versions and the event
     # type (consumers/recording.py), so events staged before the disclosure log existed are found too.
     personal_ids = {event_id_for(case_id, sequence, event_type)
@@ -178,6 +183,21 @@ def erase_case(conn, case_id: str, reason: str, operator: str, at: datetime,
             caused_by="earlyhelp erase", sender_user_id=None, data={"reason": reason, "removed": counts}))
     counts["already_erased"] = int(bool(already))
     return counts
+
+
+def erase_extension_reasons(conn, case_id: str) -> int:
+    """extend_clock's reason is a manager's free text kept in the history (sla.extended.<stage> rows), where it
+    may name the child: erasure replaces it, keeping the stage and the extra time the report counts."""
+    from earlyhelp.persistence.tables import case_history
+
+    rows = conn.execute(select(case_history.c.id, case_history.c.data).where(
+        and_(case_history.c.case_id == case_id, case_history.c.event_type.like("sla.extended.%")))).all()
+    changed = [{"b_id": row.id, "b_data": {**row.data, "reason": ERASED_TEXT}} for row in rows
+               if (row.data or {}).get("reason") not in (None, ERASED_TEXT)]
+    if changed:
+        conn.execute(update(case_history).where(case_history.c.id == bindparam("b_id"))
+                     .values(data=bindparam("b_data")), changed)
+    return len(changed)
 
 
 def _chunks(items: list, size: int):

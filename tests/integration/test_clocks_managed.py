@@ -219,3 +219,22 @@ def test_a_bad_policy_file_is_one_line_exit_2_and_changes_nothing(settings, engi
                                 .where(case_history.c.event_type == "sla.policy_applied")).scalar_one() == 0
     finally:
         db.dispose()
+
+
+def test_erasure_replaces_the_reason_a_manager_gave_and_keeps_the_extension(settings, engine, tap, upstream):
+    case_id = notify(upstream, tap, "extend-erase", "2026-11-20T09:14:00Z")
+    send(upstream, "extend_clock", case_id, stage="triage", reason="Sam Taylor's mother is in hospital.",
+         issued_at="2026-11-25T10:00:00Z")
+    tap.wait_for(lambda e: e["event_type"] == "sla.extended.triage")
+    send(upstream, "close", case_id, reason="needs_met", issued_at="2026-11-25T11:00:00Z")
+    tap.wait_for(lambda e: e["event_type"] == "case.closed")
+    erased = run(settings, "erase", case_id, "--reason", "right to erasure, request 17")
+    assert erased.exit_code == 0, erased.output
+    db = make_engine(settings.database_url)
+    try:
+        with db.connect() as conn:
+            data = conn.execute(select(case_history.c.data).where(
+                case_history.c.case_id == case_id, case_history.c.event_type == "sla.extended.triage")).scalar_one()
+        assert data["reason"] == "[erased]" and data["extra"] == {"amount": 2, "unit": "working_days"}
+    finally:
+        db.dispose()

@@ -261,3 +261,13 @@ def test_the_report_counts_extensions_per_stage_and_district_and_judges_by_the_e
     policy = load_policy()
     [triage] = [m for m in stage_measures(case, history, policy, policy.make_calendar()) if m.stage == "triage"]
     assert triage.due_at == T0 + timedelta(days=17) and triage.status(T0 + timedelta(days=20)) == "on_time"
+
+
+def test_earlyhelp_command_takes_the_extra_as_dotted_keys():
+    from earlyhelp.cli.clients import command_fields
+    from earlyhelp.workflows.commands import COMMANDS
+
+    fields = command_fields(COMMANDS["extend_clock"].model, {"stage": "allocation", "extra.amount": "3",
+                                                             "extra.unit": "working_days", "reason": "Holiday"})
+    assert fields == {"stage": "allocation", "extra": {"amount": 3, "unit": "working_days"}, "reason": "Holiday"}
+    assert command_fields(COMMANDS["provide_information"].model, {"child_voice": "x"}) == {"fields": {"child_voice": "x"}}
