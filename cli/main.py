@@ -97,6 +97,7 @@ def _register_client_commands() -> None:
     from .policy import policy
     from .demo import demo
     from .queue_limits import queue_limits
+    from .status import status
 
     for command in clients.COMMANDS + operators.COMMANDS + records.COMMANDS:
         cli.add_command(command)
@@ -104,6 +105,7 @@ def _register_client_commands() -> None:
     cli.add_command(queue_limits)
     cli.add_command(clocks)
     cli.add_command(policy)
+    cli.add_command(status)
 
 
 _register_client_commands()

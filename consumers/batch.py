@@ -65,6 +65,7 @@ class Batch:
         # as this batch opens cases, so two notifications for one new child in one batch link too.
         self.digests: dict[int, dict[str, str]] = {}
         self.identities: dict[str, set[str]] = {}
+        self.stored: dict[int, dict] = {}  # each notification as stored (JSON), dumped once for hashes and details
 
     def preload(self, parsed: list[Parsed]) -> None:
         """Read every processed id, case and matching child the batch names: the processed ids, one look-up of
@@ -75,7 +76,8 @@ class Batch:
         if notifications:
             key = self.store.pseudonym_key()
             for p in notifications:
-                self.digests[id(p)] = child_digests(key, p.message.model_dump(mode="json", exclude_none=True))
+                self.stored[id(p)] = p.message.model_dump(mode="json", exclude_none=True)
+                self.digests[id(p)] = child_digests(key, self.stored[id(p)])
             wanted = {d for found in self.digests.values() for d in found.values()}
             if wanted:
                 since = a_year_before(min(p.message.received_at for p in notifications))
@@ -109,6 +111,12 @@ class Batch:
             return None, [], previous_ids
         case, kinds = min(open_cases, key=lambda hit: (-len(hit[1]), *_oldest_first(hit[0])))
         return case, [k for k in KINDS if k in kinds], previous_ids
+
+    def stored_json(self, parsed: Parsed) -> dict:
+        """The notification as it is stored (case_details, linked_notifications), dumped once per batch."""
+        if id(parsed) not in self.stored:
+            self.stored[id(parsed)] = parsed.message.model_dump(mode="json", exclude_none=True)
+        return self.stored[id(parsed)]
 
     def known(self, parsed: Parsed, case_id: str) -> None:
         """A case this batch opened: later notifications in the batch for the same child find it."""

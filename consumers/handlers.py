@@ -105,7 +105,7 @@ def handle_notification(batch: Batch, parsed: Parsed) -> Handled:
     digest = content_hash(notification)
     if (earlier := batch.repeat_or_conflict(parsed, digest)) is not None:
         return earlier
-    stored = notification.model_dump(mode="json", exclude_none=True)
+    stored = batch.stored_json(parsed)
     known, matched_on, previous = batch.match(parsed)  # a child already known: through the keyed hashes
     if known is not None:
         return link_notification(batch, parsed, digest, known, matched_on, stored)

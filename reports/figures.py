@@ -20,6 +20,10 @@ Definitions (docs/operating.md repeats them for the people who read the report):
 - A stage's clock extended by a manager (extend_clock, its `sla.extended.<stage>` history rows before the
   stage stopped) is judged by its extended deadline, as the engine judges it; the extensions themselves are
   counted per stage and district when they were granted in the period.
+- A notification linked to a case already open for the child (`case.notification_linked`) opens no case, so it
+  is not among the notifications counted above; linked notifications are counted apart, by when they were
+  received. A re-referral within 12 months is a case received in the period whose child had a case closed
+  in the 12 months before (its `case.received` names `previous_case_ids`), as the national measure has it.
 - Time in stage is working time between start and stop, less time awaiting information, in working days.
   The median is the middle value (the mean of the two middle ones for an even count); the 90th
   percentile is the nearest-rank value (the ceil(0.9 n)-th smallest).
@@ -378,6 +382,31 @@ def extensions(rows: list[ExtensionRow], period: Period, districts: list[str]) -
                             for d in names for s in STAGES if grouped.get((d, s))]}
 
 
+@dataclass(frozen=True)
+class LinkRow(InDistrict):
+    """A notification linked to a case already open (case.notification_linked): when it was received, from
+    which source, of what kind, and on which identifiers it matched (names, never values)."""
+
+    case_id: str
+    occurred_at: datetime
+    source: str
+    kind: str
+    matched_on: tuple[str, ...]
+    district: str | None = None
+
+
+def known_children(links: list[LinkRow], cases: list[CaseRow], re_referred: set[str], period: Period) -> dict:
+    """Notifications linked to an open case (received in the period), by source and by identifier matched; and
+    re-referrals within 12 months among the cases received in the period, with their share."""
+    linked = [link for link in links if period.contains(link.occurred_at)]
+    sources, matched = Counter(link.source for link in linked), Counter(m for link in linked for m in link.matched_on)
+    again = sum(1 for c in cases if c.case_id in re_referred)
+    return {"linked_notifications": {"total": len(linked), "by_source": dict(sorted(sources.items())),
+                                     "by_matched_on": dict(sorted(matched.items()))},
+            "re_referrals_within_12_months": {"count": again, "of_notifications": len(cases),
+                                              "percent": percent(again, len(cases))}}
+
+
 def recorded_late(changes: list[LateChange], period: Period) -> dict:
     """How many changes that happened in the period were recorded more than 24 hours later, by event type."""
     late = [c for c in changes if period.contains(c.occurred_at) and c.recorded_at - c.occurred_at > RECORDED_LATE_AFTER]
@@ -403,23 +432,27 @@ def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[Case
                  history: dict[str, list[HistoryRow]], previous_cases: list[CaseRow] | None,
                  open_cases: list[CaseRow], policy: SlaPolicy, districts: list[str], as_of: datetime,
                  district: str | None = None, late_changes: list[LateChange] | None = None,
-                 clock_extensions: list[ExtensionRow] | None = None) -> dict:
+                 clock_extensions: list[ExtensionRow] | None = None,
+                 links: list[LinkRow] | None = None, re_referred: set[str] | None = None) -> dict:
     """Everything the report shows, as plain data (the json format is exactly this).
 
     `cases`: cases received in the period; `stage_cases`: cases with a stage that may have started in
     the period, and `history` their transitions (case_id -> rows); `previous_cases`: cases received in
     the same period a year earlier, or None when the data does not reach back that far; `open_cases`:
     the cases open and not yet allocated at `as_of`; `late_changes`: changes recorded more than 24 hours
-    after they happened (at least those that happened in the period).
+    after they happened (at least those that happened in the period); `links`: notifications linked to an
+    open case, `re_referred`: the ids of cases whose case.received names previous cases.
     """
     late_changes = late_changes or []
     clock_extensions = clock_extensions or []
+    links = links or []
     if district:
         def only(rows):
             return None if rows is None else [c for c in rows if c.district_name == district]
         cases, stage_cases, previous_cases, open_cases, late_changes = (
             only(cases), only(stage_cases), only(previous_cases), only(open_cases), only(late_changes))
         clock_extensions = only(clock_extensions)
+        links = only(links)
     calendar = policy.make_calendar()
     measures = [m for case in stage_cases
                 if not _closed_as_duplicate(history.get(case.case_id, []))
@@ -441,6 +474,7 @@ def build_report(*, period: Period, cases: list[CaseRow], stage_cases: list[Case
         "unallocated": unallocated_by_age(open_cases, as_of),
         "recorded_late": recorded_late(late_changes, period),
         "extensions": extensions(clock_extensions, period, shown_districts),
+        "known_children": known_children(links, cases, re_referred or set(), period),
     }
 
 

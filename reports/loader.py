@@ -17,8 +17,8 @@ from earlyhelp.workflows.sla_policy import STAGES, SlaPolicy
 from earlyhelp.schemas.routing import UNASSIGNED
 
 from .figures import (
-    EXTENDED_EVENT, RECORDED_LATE_AFTER, UNALLOCATED_STATES, CaseRow, ExtensionRow, HistoryRow, LateChange, Period,
-    build_report,
+    EXTENDED_EVENT, RECORDED_LATE_AFTER, UNALLOCATED_STATES, CaseRow, ExtensionRow, HistoryRow, LateChange, LinkRow,
+    Period, build_report,
 )
 
 def _case_query():
@@ -99,6 +99,22 @@ def clock_extensions(conn, period: Period) -> list[ExtensionRow]:
             for r in conn.execute(query) if "extra" in (r.data or {})]
 
 
+def links_and_re_referrals(conn, period: Period) -> tuple[list[LinkRow], set[str]]:
+    """Notifications linked to an open case in the period (case.notification_linked, received then), and the
+    cases received in the period whose case.received names previous cases (re-referrals)."""
+    linked = (select(case_history.c.case_id, case_history.c.occurred_at, case_history.c.data, cases.c.district)
+              .join(cases, cases.c.case_id == case_history.c.case_id)
+              .where(case_history.c.event_type == "case.notification_linked",
+                     case_history.c.occurred_at >= period.start, case_history.c.occurred_at < period.end))
+    links = [LinkRow(r.case_id, r.occurred_at, r.data["source"], r.data["kind"], tuple(r.data["matched_on"]),
+                     r.district) for r in conn.execute(linked)]
+    received = (select(case_history.c.case_id, case_history.c.data)
+                .join(cases, cases.c.case_id == case_history.c.case_id)
+                .where(case_history.c.event_type == "case.received",
+                       cases.c.received_at >= period.start, cases.c.received_at < period.end))
+    return links, {r.case_id for r in conn.execute(received) if (r.data or {}).get("previous_case_ids")}
+
+
 def open_unallocated(conn) -> list[CaseRow]:
     return [_case_row(r) for r in conn.execute(_case_query().where(cases.c.state.in_(UNALLOCATED_STATES)))]
 
@@ -116,9 +132,11 @@ def load_report(engine, period: Period, policy: SlaPolicy, districts: list[str],
         open_cases = open_unallocated(conn)
         late = late_changes(conn, period)
         extended = clock_extensions(conn, period)
+        links, re_referred = links_and_re_referrals(conn, period)
     return build_report(period=period, cases=received, stage_cases=stage_cases, history=history,
                         previous_cases=previous, open_cases=open_cases, policy=policy, districts=districts,
-                        as_of=as_of, district=district, late_changes=late, clock_extensions=extended)
+                        as_of=as_of, district=district, late_changes=late, clock_extensions=extended, links=links,
+                        re_referred=re_referred)
 
 
 def notification_sources(engine, period: Period, district: str | None = None) -> list:

@@ -72,6 +72,16 @@ def rows(report: dict):
     for row in extended["by_district"]:
         for key in _EXTENSION_MEASURES:
             yield "extensions_by_district", f"{row['district']}/{row['stage']}", key, row[key]
+    known = report.get("known_children")
+    if known:
+        linked, again = known["linked_notifications"], known["re_referrals_within_12_months"]
+        yield "known_children", "linked_notifications", "count", linked["total"]
+        for source, count in linked["by_source"].items():
+            yield "known_children", f"linked_from/{source}", "count", count
+        for identifier, count in linked["by_matched_on"].items():
+            yield "known_children", f"linked_on/{identifier}", "count", count
+        for key in ("count", "percent"):
+            yield "known_children", "re_referrals_within_12_months", key, again[key]
 
 
 _EXTENSION_MEASURES = ("extensions", "cases", "working_days", "calendar_days")

@@ -62,11 +62,25 @@ def render(report: dict) -> str:
         if extended["by_district"]:
             out += _table(["district", "stage", *headers],
                           [[r["district"], r["stage"], *_extension_cells(r)] for r in extended["by_district"]])
+    out += _known_children(report.get("known_children"))
     return "\n".join(out) + "\n"
 
 
 def _extension_cells(row: dict) -> list:
     return [row["extensions"], row["cases"], row["working_days"], row["calendar_days"]]
+
+
+def _known_children(known: dict | None) -> list[str]:
+    if not known:
+        return []
+    linked, again = known["linked_notifications"], known["re_referrals_within_12_months"]
+    out = ["", f"Notifications linked to a case already open: {linked['total']} (not counted above: they opened no case)"]
+    if linked["total"]:
+        out += _table(["linked from", "notifications"], [[s, n] for s, n in linked["by_source"].items()])
+        out += _table(["matched on", "notifications"], [[m, n] for m, n in linked["by_matched_on"].items()])
+    out.append(f"Re-referrals within 12 months: {again['count']} of {again['of_notifications']} notifications "
+               f"({pct(again['percent'])})")
+    return out
 
 
 def _sla_table(rows: list[dict], first: str) -> list[str]:

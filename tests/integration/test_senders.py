@@ -117,7 +117,9 @@ def test_a_message_without_user_id_or_from_an_unknown_user_is_refused_as_an_unkn
 
 def test_health_using_the_schools_id_first_makes_two_cases_not_a_conflict(guarded_engine, tap, senders, settings):
     ident = "oakwood-2026-000999"
-    notify(senders["health-referrals"], notification_id=ident, referrer={"source": "health", "school_urn": OMIT})
+    # Another child (by name), or the school's notification would join the health case as a child already known.
+    notify(senders["health-referrals"], notification_id=ident, referrer={"source": "health", "school_urn": OMIT},
+           child={"given_name": "Alex", "family_name": "Jones"})
     notify(senders["school-portal"], notification_id=ident)
     received = tap.wait_for(lambda e: e["event_type"] == "case.received", count=2)
     assert {e["source"] for e in received} == {"health", "school"}

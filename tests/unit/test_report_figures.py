@@ -10,7 +10,7 @@ import pytest
 
 from earlyhelp.reports import render
 from earlyhelp.reports.figures import (
-    CaseRow, HistoryRow, LateChange, Period, build_report, by_source, percentile_90, recorded_late, stage_measures,
+    CaseRow, HistoryRow, LateChange, LinkRow, Period, build_report, by_source, percentile_90, recorded_late, stage_measures,
     step_downs_per_week,
 )
 from earlyhelp.workflows.sla_policy import load_policy
@@ -142,6 +142,34 @@ def test_changes_recorded_more_than_24_hours_after_they_happened_are_counted_by_
     dover = build_report(period=SEPTEMBER, cases=[], stage_cases=[], history={}, previous_cases=None, open_cases=[],
                          policy=POLICY, districts=["Dover"], as_of=AS_OF, district="Dover", late_changes=rows)
     assert dover["recorded_late"] == {"total": 1, "by_event_type": {"case.allocated": 1}}
+
+
+def test_linked_notifications_and_re_referrals_within_twelve_months_are_counted_in_every_format():
+    links = [LinkRow("c1", at(3), "health", "request_for_support", ("nhs_number",), "Dover"),
+             LinkRow("c2", at(4), "police", "missing_child", ("nhs_number", "name_dob"), None),
+             LinkRow("c1", at(31, month=8), "health", "request_for_support", ("upn",), "Dover")]  # before the period
+    rows = [case(i, received=at(1 + i), district="Dover" if i < 2 else None) for i in range(4)]
+    report = build_report(period=SEPTEMBER, cases=rows, stage_cases=[], history={}, previous_cases=None, open_cases=[],
+                          policy=POLICY, districts=["Dover"], as_of=AS_OF, links=links, re_referred={"c0", "c3", "c9"})
+    assert report["known_children"] == {
+        "linked_notifications": {"total": 2, "by_source": {"health": 1, "police": 1},
+                                 "by_matched_on": {"name_dob": 1, "nhs_number": 2}},
+        "re_referrals_within_12_months": {"count": 2, "of_notifications": 4, "percent": 50.0}}
+    assert report["notifications"]["total"] == 4  # a linked notification opened no case: not among these
+    assert "Notifications linked to a case already open: 2" in render(report, "text")
+    assert "Re-referrals within 12 months: 2 of 4 notifications (50.0%)" in render(report, "text")
+    table = list(csv.reader(io.StringIO(render(report, "csv"))))
+    assert ["known_children", "linked_notifications", "count", "2"] in table
+    assert ["known_children", "linked_on/nhs_number", "count", "2"] in table
+    assert ["known_children", "re_referrals_within_12_months", "percent", "50.0"] in table
+    html = render(report, "html")
+    assert "notifications linked to a case already open" in html and "re-referrals within 12 months" in html
+    dover = build_report(period=SEPTEMBER, cases=rows, stage_cases=[], history={}, previous_cases=None, open_cases=[],
+                         policy=POLICY, districts=["Dover"], as_of=AS_OF, district="Dover", links=links,
+                         re_referred={"c0", "c3"})
+    assert dover["known_children"]["linked_notifications"]["total"] == 1
+    assert dover["known_children"]["re_referrals_within_12_months"] == {"count": 1, "of_notifications": 2,
+                                                                       "percent": 50.0}
 
 
 def test_sources_are_shares_of_requests_and_step_downs_with_missing_children_apart():
