@@ -228,6 +228,7 @@ def clock_from_row(row) -> StageClock:
                                                                     unit=row.allowance_unit),
         started_at=row.started_at, pauses=[Pause(_time(a), _time(b)) for a, b in row.pauses],
         extensions=[Extension(e["amount"], e["unit"]) for e in (row.extensions or ())],
+        policy_version=row.policy_version,
         due_at=row.due_at, warning_at=row.warning_at, stopped_at=row.stopped_at, warned_at=row.warned_at,
         breached_at=row.breached_at, id=row.id)
 
@@ -240,6 +241,7 @@ def clock_row(case_id: str, clock: StageClock) -> dict:
         "pauses": [[p.paused_at.isoformat(), p.resumed_at.isoformat() if p.resumed_at else None]
                    for p in clock.pauses],
         "extensions": [{"amount": e.amount, "unit": e.unit} for e in clock.extensions],
+        "policy_version": clock.policy_version,
         "due_at": clock.due_at, "warning_at": clock.warning_at, "stopped_at": clock.stopped_at,
         "warned_at": clock.warned_at, "breached_at": clock.breached_at, "next_check_at": clock.next_check_at,
     }

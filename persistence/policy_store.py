@@ -11,7 +11,10 @@ row works the same way). The clocks are read `FOR UPDATE` on PostgreSQL, as the 
 
 `PolicyWatcher` is each worker's pick-up: one primary-key read of the highest version, by the scanner at
 every scan and by the batch processor at most every `interval` seconds (never per message); a new version
-is read back with the same checks as the file and swapped into the worker's SlaTracker.
+is read back with the same checks as the file and swapped into the worker's SlaTracker. Each clock records
+the version it was computed under, so for a while after a pick-up the scanner also recomputes any open clock
+computed under an older one (`catch_up`, through a partial index): a worker that had not yet looked may
+have started or moved one in those seconds. A catch-up writes the same history row as the apply.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from earlyhelp.logs import get_logger
@@ -83,10 +86,37 @@ def apply_policy(engine: Engine, policy: SlaPolicy, document: str, file_name: st
 def _apply(conn: Connection, policy: SlaPolicy, document: str, file_name: str, operator: str,
            at: datetime) -> Applied:
     version = (stored_version(conn) or 0) + 1
-    tracker = SlaTracker(policy, version)
+    recomputed = _recompute_open(conn, SlaTracker(policy, version), None, at, operator, "operator",
+                                 f"earlyhelp policy apply (version {version})", {"file": file_name[:1000]})
+    conn.execute(insert(sla_policies).values(
+        version=version, document=document, file_name=file_name[:1000], applied_at=at, applied_by=operator[:200],
+        clocks_changed=recomputed.clocks_changed, cases_changed=recomputed.cases_changed))
+    return Applied(version, recomputed.clocks_changed, recomputed.cases_changed, recomputed.open_clocks)
+
+
+def catch_up(engine: Engine, tracker: SlaTracker, at: datetime) -> Applied:
+    """Recompute, under `tracker`'s stored policy, the open clocks last computed under an older one: those a
+    worker started or moved in the seconds before it picked the new version up. Same rows as the apply."""
+    version = tracker.version
+    stale = or_(sla_clocks.c.policy_version.is_(None), sla_clocks.c.policy_version < version)
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                return _recompute_open(conn, tracker, stale, at, "engine", "engine",
+                                       f"policy version {version} picked up", {"catch_up": True})
+        except ConcurrencyConflict:
+            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+    raise ConcurrencyConflict(f"the cases kept changing during {MAX_ATTEMPTS} attempts")
+
+
+def _recompute_open(conn: Connection, tracker: SlaTracker, stale, at: datetime, actor_id: str, actor_role: str,
+                    cause: str, extra: dict) -> Applied:
+    """Rebase every open clock (or those `stale` selects) under `tracker`, stamp its version on them, and write a
+    history row, bumping the version, on each case whose clocks changed."""
     query = (select(sla_clocks, cases.c.version.label("case_version"), cases.c.state.label("case_state"))
              .join(cases, cases.c.case_id == sla_clocks.c.case_id)
-             .where(sla_clocks.c.stopped_at.is_(None)).order_by(sla_clocks.c.case_id, sla_clocks.c.stage))
+             .where(sla_clocks.c.stopped_at.is_(None), *(() if stale is None else (stale,)))
+             .order_by(sla_clocks.c.case_id, sla_clocks.c.stage))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=sla_clocks)
     rows = conn.execute(query).all()
@@ -105,37 +135,39 @@ def _apply(conn: Connection, policy: SlaPolicy, document: str, file_name: str, o
         }
     if changed_rows:
         _update_clocks(conn, changed_rows)
+    ids = [row.id for row in rows]
+    for chunk in range(0, len(ids), 1000):  # every clock read is now computed under this version
+        conn.execute(update(sla_clocks).where(sla_clocks.c.id.in_(ids[chunk:chunk + 1000]))
+                     .values(policy_version=tracker.version))
     if touched:
         moved = conn.execute(_BUMP, [{"b_case_id": case_id, "b_version_read": c["version"],
                                       "b_version": c["version"] + 1, "b_at": at} for case_id, c in touched.items()])
         if moved.rowcount != len(touched):
             raise ConcurrencyConflict(f"{len(touched) - moved.rowcount} of {len(touched)} cases moved")
-        bulk_insert(conn, case_history, [_history_row(case_id, c, version, file_name, operator, at)
-                                         for case_id, c in touched.items()])
-    conn.execute(insert(sla_policies).values(
-        version=version, document=document, file_name=file_name[:1000], applied_at=at, applied_by=operator[:200],
-        clocks_changed=len(changed_rows), cases_changed=len(touched)))
-    return Applied(version, len(changed_rows), len(touched), len(rows))
+        bulk_insert(conn, case_history, [
+            _history_row(case_id, c, tracker.version, at, actor_id, actor_role, cause, extra)
+            for case_id, c in touched.items()])
+    return Applied(tracker.version, len(changed_rows), len(touched), len(rows))
 
 
 def _update_clocks(conn: Connection, rows: list[dict]) -> None:
-    columns = ("allowance_amount", "allowance_unit", "due_at", "warning_at", "next_check_at")
+    columns = ("allowance_amount", "allowance_unit", "due_at", "warning_at", "next_check_at", "policy_version")
     conn.execute(update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id"))
                  .values(**{c: bindparam(f"b_{c}") for c in columns}),
                  [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows])
 
 
-def _history_row(case_id: str, case: dict, version: int, file_name: str, operator: str, at: datetime) -> dict:
+def _history_row(case_id: str, case: dict, version: int, at: datetime, actor_id: str, actor_role: str,
+                 cause: str, extra: dict) -> dict:
     from earlyhelp.consumers.recording import event_id_for
 
     sequence = case["version"] + 1
     return {
         "case_id": case_id, "sequence": sequence, "event_type": APPLIED_EVENT,
         "event_id": event_id_for(case_id, sequence, APPLIED_EVENT), "from_state": case["state"],
-        "to_state": case["state"], "occurred_at": at, "recorded_at": at, "actor_id": operator[:200],
-        "actor_role": "operator", "caused_by": f"earlyhelp policy apply (version {version})",
-        "sender_user_id": None,
-        "data": {"policy_version": version, "file": file_name[:1000], "clocks": case["clocks"]},
+        "to_state": case["state"], "occurred_at": at, "recorded_at": at, "actor_id": actor_id[:200],
+        "actor_role": actor_role, "caused_by": cause, "sender_user_id": None,
+        "data": {"policy_version": version, **extra, "clocks": case["clocks"]},
     }
 
 
@@ -153,31 +185,62 @@ class PolicyWatcher:
         self.engine, self.tracker, self.interval, self.monotonic = engine, tracker, interval, monotonic
         self._lock = threading.Lock()
         self._checked_at: float | None = None
+        self._catch_up_until: float | None = None
 
     def refresh(self, force: bool = False) -> bool:
         """True when a new policy was put in force. Never raises: the database may be away (the caller's own
         work meets that and backs off); the policy in force stays until the next look."""
+        if not self._lock.acquire(blocking=force):  # the processor never waits while the scanner looks
+            return False
+        try:
+            return self._refresh(force)
+        finally:
+            self._lock.release()
+
+    def _refresh(self, force: bool) -> bool:
+        now = self.monotonic()
+        if not force and self._checked_at is not None and now - self._checked_at < self.interval:
+            return False
+        self._checked_at = now
+        try:
+            with self.engine.connect() as conn:
+                version = stored_version(conn)
+                if version is None or version == self.tracker.version:
+                    return False
+                found = stored_policy(conn)
+        except PolicyError as error:
+            log.error("the stored SLA policy cannot be used; the policy in force stays", error=str(error)[:300])
+            return False
+        except Exception as error:  # noqa: BLE001 - see the docstring
+            log.warning("could not read the SLA policy version; the policy in force stays",
+                        error=type(error).__name__, detail=str(error)[:200])
+            return False
+        if found is None:
+            return False
+        version, policy = found
+        self.tracker.use(policy, version)
+        # Another worker may still start a clock under the previous policy for up to `interval` seconds:
+        # the scanner catches those up until well after that (and once more when the window has passed).
+        self._catch_up_until = now + 2 * self.interval + 1
+        log.info("sla policy picked up", version=version)
+        return True
+
+    def catch_up(self, at: datetime) -> int:
+        """After a pick-up, recompute open clocks computed under an older version (the scanner calls this each
+        scan; it does anything only in the window after a pick-up). Returns the clocks changed; never raises."""
         with self._lock:
-            now = self.monotonic()
-            if not force and self._checked_at is not None and now - self._checked_at < self.interval:
-                return False
-            self._checked_at = now
+            if self._catch_up_until is None or self.tracker.version is None:
+                return 0
+            last = self.monotonic() > self._catch_up_until
             try:
-                with self.engine.connect() as conn:
-                    version = stored_version(conn)
-                    if version is None or version == self.tracker.version:
-                        return False
-                    found = stored_policy(conn)
-            except PolicyError as error:
-                log.error("the stored SLA policy cannot be used; the policy in force stays", error=str(error)[:300])
-                return False
-            except Exception as error:  # noqa: BLE001 - see the docstring
-                log.warning("could not read the SLA policy version; the policy in force stays",
+                done = catch_up(self.engine, self.tracker, at)
+            except Exception as error:  # noqa: BLE001 - the next scan tries again
+                log.warning("could not recompute clocks under the new SLA policy; the next scan tries again",
                             error=type(error).__name__, detail=str(error)[:200])
-                return False
-            if found is None:
-                return False
-            version, policy = found
-            self.tracker.use(policy, version)
-            log.info("sla policy picked up", version=version)
-            return True
+                return 0
+            if last:
+                self._catch_up_until = None
+            if done.clocks_changed:
+                log.info("clocks recomputed under the policy in force", version=done.version,
+                         clocks=done.clocks_changed, cases=done.cases_changed)
+            return done.clocks_changed

@@ -155,6 +155,8 @@ sla_clocks = Table(
     Column("pauses", Json, nullable=False),
     # Extra time granted by extend_clock, [{"amount": n, "unit": ...}, ...] (who, when and why: the history).
     Column("extensions", Json),
+    # The stored SLA policy version the times were computed under (null: the file's or the shipped policy).
+    Column("policy_version", Integer),
     Column("due_at", UtcDateTime),       # null while paused
     Column("warning_at", UtcDateTime),   # null while paused
     Column("stopped_at", UtcDateTime),   # when the stopping thing happened
@@ -167,6 +169,9 @@ sla_clocks = Table(
     Index("ix_sla_clocks_next_check", "next_check_at", postgresql_where=text("next_check_at IS NOT NULL"),
           sqlite_where=text("next_check_at IS NOT NULL")),
     Index("ix_sla_clocks_open_due", "due_at", postgresql_where=text("stopped_at IS NULL"),
+          sqlite_where=text("stopped_at IS NULL")),
+    # Open clocks computed under an older policy than the one in force (the scanner's catch-up after a pick-up).
+    Index("ix_sla_clocks_open_policy", "policy_version", postgresql_where=text("stopped_at IS NULL"),
           sqlite_where=text("stopped_at IS NULL")),
 )
 

@@ -47,6 +47,7 @@ class SlaScanner:
         """Raise what is due now, a batch at a time; returns how many events were raised."""
         if self.policy_watcher is not None:
             self.policy_watcher.refresh(force=True)
+            self.policy_watcher.catch_up(self.clock())
         total = 0
         while True:
             raised = self._scan_batch(self.clock())

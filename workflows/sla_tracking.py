@@ -27,6 +27,8 @@ class StageClock:
     pauses: list[Pause] = field(default_factory=list)
     # Extra time granted by extend_clock, kept so that every recompute (pause, resume, priority, policy) keeps it.
     extensions: list[Extension] = field(default_factory=list)
+    # The stored policy version its times were last computed under (None: the file's or the shipped policy).
+    policy_version: int | None = None
     due_at: datetime | None = None
     warning_at: datetime | None = None
     stopped_at: datetime | None = None
@@ -83,7 +85,7 @@ class SlaTracker:
         breached_at stand. True when something changed."""
         before = (clock.allowance, clock.due_at, clock.warning_at)
         clock.allowance = self.policy.allowance_for(clock.stage, clock.priority)
-        self._recompute(clock)
+        self._recompute(clock)  # stamps this tracker's version on the clock, changed or not
         clock.dirty = (clock.allowance, clock.due_at, clock.warning_at) != before
         return clock.dirty
 
@@ -126,6 +128,7 @@ class SlaTracker:
         times = compute_clock(clock.stage, clock.started_at, clock.allowance, clock.pauses, self.calendar,
                               self.policy.warning_share, self.policy.counting, clock.extensions)
         clock.due_at, clock.warning_at, clock.dirty = times.due_at, times.warning_at, True
+        clock.policy_version = self.version
 
     # -- the scanner's judgement -----------------------------------------------------------------
     def due_alert(self, clock: StageClock, now: datetime) -> Alert | None:

@@ -238,3 +238,32 @@ def test_erasure_replaces_the_reason_a_manager_gave_and_keeps_the_extension(sett
         assert data["reason"] == "[erased]" and data["extra"] == {"amount": 2, "unit": "working_days"}
     finally:
         db.dispose()
+
+
+def test_a_clock_a_worker_wrote_under_the_previous_policy_is_caught_up_by_the_scanner(settings, engine, tap,
+                                                                                       upstream, tmp_path):
+    from sqlalchemy import update
+
+    case_id = notify(upstream, tap, "apply-straggler", "2026-11-23T09:00:00Z")
+    applied = run(settings, "policy", "apply", str(policy_file(tmp_path, "four.toml", 4)))
+    assert applied.exit_code == 0, applied.output
+    assert triage_clock(settings, case_id)["deadline"] == "2026-11-27T09:00:00+00:00"
+    db = make_engine(settings.database_url)
+    try:
+        with db.begin() as conn:  # what a worker that had not looked yet would write: the old allowance, no version
+            conn.execute(update(sla_clocks).where(sla_clocks.c.case_id == case_id).values(
+                allowance_amount=14, due_at=datetime(2026, 12, 7, 9, 0, tzinfo=UTC), policy_version=None,
+                next_check_at=datetime(2026, 12, 3, 21, 0, tzinfo=UTC)))
+        deadline = time.monotonic() + 15
+        while triage_clock(settings, case_id)["deadline"] != "2026-11-27T09:00:00+00:00":
+            assert time.monotonic() < deadline, "the scanner did not catch the clock up"
+            time.sleep(0.2)
+        with db.connect() as conn:
+            rows = conn.execute(select(case_history.c.data, case_history.c.actor_role).where(
+                case_history.c.case_id == case_id, case_history.c.event_type == "sla.policy_applied")
+                .order_by(case_history.c.sequence)).all()
+            assert [r.actor_role for r in rows] == ["operator", "engine"] and rows[1].data["catch_up"] is True
+            assert conn.execute(select(sla_clocks.c.policy_version, sla_clocks.c.allowance_amount)
+                                .where(sla_clocks.c.case_id == case_id)).one() == (1, 4)
+    finally:
+        db.dispose()

@@ -271,3 +271,14 @@ def test_earlyhelp_command_takes_the_extra_as_dotted_keys():
                                                              "extra.unit": "working_days", "reason": "Holiday"})
     assert fields == {"stage": "allocation", "extra": {"amount": 3, "unit": "working_days"}, "reason": "Holiday"}
     assert command_fields(COMMANDS["provide_information"].model, {"child_voice": "x"}) == {"fields": {"child_voice": "x"}}
+
+
+def test_a_tracker_stamps_its_policy_version_on_every_clock_it_computes():
+    clocks = {}
+    SlaTracker().follow(clocks, False, change("case.received", T0))
+    assert clocks["triage"].policy_version is None  # the file's or the shipped policy
+    stored = SlaTracker(load_policy(), version=3)
+    assert stored.rebase(clocks["triage"]) is False and clocks["triage"].policy_version == 3
+    stored.use(policy_with(triage={"amount": 7, "unit": "calendar_days"}), 4)
+    stored.follow(clocks, False, change("case.information_requested", T0 + timedelta(hours=1)))
+    assert clocks["triage"].policy_version == 4
