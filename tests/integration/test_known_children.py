@@ -199,3 +199,44 @@ def test_the_report_counts_linked_notifications_and_re_referrals_within_twelve_m
     assert "known_children,re_referrals_within_12_months,count,1" in csv_text
     html = run(settings, "report", "--from", "2026-11-01", "--to", "2026-11-25", "--format", "html").output
     assert "linked to a case already open" in html and "re-referrals within 12 months" in html
+
+
+@pytest.fixture
+def one_key(monkeypatch):
+    """The engine in this process and the tools read the same pseudonym key (no key file in the home folder)."""
+    key = "3c" * 32
+    monkeypatch.setenv("EARLYHELP_PSEUDONYM_KEY", key)
+    monkeypatch.setenv("EARLYHELP_OPERATOR", "dpo-test")
+    return key
+
+
+def test_a_linked_notification_is_in_subject_access_and_is_erased_with_the_case(one_key, settings, engine, tap, upstream):
+    publish(upstream, school_referral("oak-9"))
+    case_id = case_id_for("school", "oak-9")
+    tap.wait_for(lambda e: e["event_type"] == "case.checked")
+    publish(upstream, gp_referral("gp-9", nhs_number=NHS, given_name="Alexandra"))
+    tap.wait_for(lambda e: e["event_type"] == "case.notification_linked")
+    env = {"EARLYHELP_PSEUDONYM_KEY": one_key, "EARLYHELP_OPERATOR": "dpo-test", "EARLYHELP_MANAGEMENT_URL": ""}
+
+    def tool(*args):
+        return CliRunner().invoke(cli, list(args), env={"EARLYHELP_BROKER_URL": settings.broker_url,
+                                                        "EARLYHELP_DATABASE_URL": settings.database_url, **env})
+
+    [found] = json.loads(tool("subject-access", "--nhs-number", NHS, "--reason", "SAR-1").stdout)["cases"]
+    [linked] = found["linked_notifications"]
+    assert (found["case_id"], linked["notification_id"], linked["source"]) == (case_id, "gp-9", "health")
+    assert linked["notification"]["child"]["given_name"] == "Alexandra" and linked["matched_on"] == ["nhs_number"]
+
+    command(upstream, "close", case_id, "2026-11-23T09:00:00Z")
+    tap.wait_for(lambda e: e["event_type"] == "case.closed")
+    period = ("report", "--from", "2026-11-01", "--to", "2026-11-25", "--format", "json")
+    before = json.loads(tool(*period).stdout)["known_children"]
+    erased = tool("erase", case_id, "--reason", "ER-1")
+    assert erased.exit_code == 0, erased.output
+    assert rows(settings, select(func.count()).select_from(linked_notifications))[0][0] == 0
+    assert json.loads(tool(*period).stdout)["known_children"] == before == {
+        "linked_notifications": {"total": 1, "by_source": {"health": 1}, "by_matched_on": {"nhs_number": 1}},
+        "re_referrals_within_12_months": {"count": 0, "of_notifications": 1, "percent": 0.0}}
+    assert json.loads(tool("subject-access", "--nhs-number", NHS, "--reason", "SAR-2").stdout)["cases"] == []
+    told = tool("status", "gp-9", "--source", "health")  # the referrer's story holds no personal data: it stays
+    assert told.exit_code == 0 and "linked to the case already open" in told.output
