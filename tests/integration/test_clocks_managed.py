@@ -47,7 +47,7 @@ def send(upstream, name: str, case_id: str, **fields) -> dict:
 
 
 def triage_clock(settings, case_id: str) -> dict:
-    return next(c for c in json.loads(run(settings, "clocks", case_id, "--format", "json").output)
+    return next(c for c in json.loads(run(settings, "clocks", case_id, "--format", "json").stdout)
                 if c["stage"] == "triage")
 
 
@@ -100,7 +100,7 @@ def test_a_manager_extends_a_running_clock_the_reason_stays_in_the_history(setti
     assert dead_letters.take(1, timeout=1.0) == []
 
     report = json.loads(run(settings, "report", "--from", "2026-11-01", "--to", "2026-11-30", "--format",
-                            "json").output)
+                            "json").stdout)
     assert report["extensions"]["total"] == 1
     assert report["extensions"]["stages"][0] == {"stage": "triage", "extensions": 1, "cases": 1,
                                                  "working_days": 0, "calendar_days": 3}
@@ -147,7 +147,7 @@ def test_apply_puts_a_policy_in_force_for_every_worker_and_agrees_with_the_check
         stricter = policy_file(tmp_path, "stricter.toml", 4)
         checked = run(settings, "policy", "check", str(stricter), "--format", "json")
         assert checked.exit_code == 0, checked.output
-        check = json.loads(checked.output)["stages"]["triage"]
+        check = json.loads(checked.stdout)["stages"]["triage"]
         # Under 4 days: 10 and 20 November are overdue; 23 November + 1 day extension: due 28 November.
         assert check == {"open": 3, "overdue_now": 1, "overdue_under_new": 2, "newly_overdue": 1,
                          "no_longer_overdue": 0}
@@ -178,7 +178,7 @@ def test_apply_puts_a_policy_in_force_for_every_worker_and_agrees_with_the_check
                 assert conn.execute(select(func.count()).select_from(sla_policies)).scalar_one() == 1
         finally:
             db.dispose()
-        again = json.loads(run(settings, "policy", "check", str(stricter), "--format", "json").output)
+        again = json.loads(run(settings, "policy", "check", str(stricter), "--format", "json").stdout)
         assert again["stages"]["triage"]["overdue_now"] == check["overdue_under_new"]
         assert again["stages"]["triage"]["newly_overdue"] == 0
 

@@ -28,7 +28,7 @@ def test_clocks_lists_each_stage_with_its_deadline_pause_and_state(settings, eng
     assert upstream.publish("earlyhelp.commands", "case.triage", encode(triage)).ok
     tap.wait_for(lambda e: e["event_type"] == "case.triaged")
 
-    listed = json.loads(clocks(settings, case_id, "--format", "json").output)
+    listed = json.loads(clocks(settings, case_id, "--format", "json").stdout)
     assert [list(c) for c in listed] == [["stage", "started", "paused", "deadline", "warning", "state"]] * 2
     triage_clock, allocation = listed
     assert triage_clock == {"stage": "triage", "started": "2026-11-20T09:14:00+00:00", "paused": None,
@@ -40,7 +40,7 @@ def test_clocks_lists_each_stage_with_its_deadline_pause_and_state(settings, eng
     ask = command_body("request_information", case_id, issued_at="2026-11-24T15:00:00Z", missing=["child_voice"])
     assert upstream.publish("earlyhelp.commands", "case.request_information", encode(ask)).ok
     tap.wait_for(lambda e: e["event_type"] == "case.information_requested")
-    allocation = json.loads(clocks(settings, case_id, "--format", "json").output)[1]
+    allocation = json.loads(clocks(settings, case_id, "--format", "json").stdout)[1]
     assert allocation["state"] == "paused" and allocation["paused"].startswith("2026-11-24T15:00")
     assert allocation["deadline"] is None
 
@@ -75,7 +75,7 @@ def test_policy_check_compares_a_new_policy_over_the_open_clocks_and_changes_not
     env = {"EARLYHELP_BROKER_URL": settings.broker_url, "EARLYHELP_DATABASE_URL": settings.database_url}
     checked = CliRunner().invoke(cli, ["policy", "check", str(stricter), "--format", "json"], env=env)
     assert checked.exit_code == 0, checked.output
-    result = json.loads(checked.output)
+    result = json.loads(checked.stdout)
     assert result["stages"]["allocation"] == {"open": 2, "overdue_now": 0, "overdue_under_new": 1,
                                               "newly_overdue": 1, "no_longer_overdue": 0}
     assert result["by_district"]["Dover"]["allocation"]["newly_overdue"] == 1

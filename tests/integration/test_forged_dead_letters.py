@@ -40,7 +40,7 @@ def run(settings, *args, env=None, url=None):
 def listed(settings, **kwargs) -> list[dict]:
     result = run(settings, "dead-letters", "list", "--json", **kwargs)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 @contextmanager

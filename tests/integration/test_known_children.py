@@ -135,7 +135,7 @@ def test_a_child_whose_case_closed_this_year_is_a_re_referral_and_status_tells_e
     assert [line.split("UTC  ")[1] for line in lines[1:]] == [
         "received: a case was opened", "decided at triage: early help unit, Maidstone",
         "allocated to Maidstone Early Help Unit 2", "closed: needs met"]
-    as_json = json.loads(run(settings, "status", "oak-2", "--source", "school", "--json").output)
+    as_json = json.loads(run(settings, "status", "oak-2", "--source", "school", "--json").stdout)
     assert [s["event"] for s in as_json["told"]] == ["received", "decided", "allocated", "closed"]
     assert [s["data"] for s in as_json["told"]] == [e["data"] for e in school]  # the same story as the events
     linked = run(settings, "status", "gp-3", "--source", "health").output
@@ -186,7 +186,7 @@ def test_the_report_counts_linked_notifications_and_re_referrals_within_twelve_m
     publish(upstream, gp_referral("gp-6", nhs_number=NHS))
     tap.wait_for(lambda e: e["event_type"] == "case.received" and e["notification_id"] == "gp-6")
 
-    report = json.loads(run(settings, "report", "--from", "2026-11-01", "--to", "2026-11-25", "--format", "json").output)
+    report = json.loads(run(settings, "report", "--from", "2026-11-01", "--to", "2026-11-25", "--format", "json").stdout)
     known = report["known_children"]
     assert known["linked_notifications"]["total"] == 1
     assert known["linked_notifications"]["by_matched_on"] == {"nhs_number": 1}

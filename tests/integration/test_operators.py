@@ -54,7 +54,7 @@ def test_queues_check_fails_without_an_engine_and_passes_with_one(settings, upst
     try:
         result = run(settings, "queues", "--check", "--json")
         assert result.exit_code == 0, result.output
-        data = json.loads(result.output)
+        data = json.loads(result.stdout)
         assert {q["name"]: q["consumers"] for q in data["queues"]} == {
             "earlyhelp.engine.notifications": 1, "earlyhelp.engine.commands": 1, "earlyhelp.dead-letter": 0}
         assert all(q["unacked"] is None for q in data["queues"])
@@ -91,7 +91,7 @@ def test_queues_reads_unacked_and_rates_from_a_management_api_when_given(setting
     try:
         url = f"http://guest:guest@127.0.0.1:{server.server_address[1]}"
         result = run(settings, "queues", "--json", env={"EARLYHELP_MANAGEMENT_URL": url})
-        data = json.loads(result.output)
+        data = json.loads(result.stdout)
         assert data["note"] is None
         assert all((q["unacked"], q["publish_rate"], q["deliver_rate"]) == (7, 1.5, 2.5) for q in data["queues"])
         vhost = settings.broker_url.rsplit("/", 1)[1]
@@ -118,12 +118,12 @@ def test_dead_letters_list_show_replay_exactly_once(settings, engine, tap, upstr
     assert upstream.publish("earlyhelp.notifications", "notification.school", encode(bad), message_id="bad-2").ok
     wait_for_dead_letters(settings.broker_url, 2)
 
-    listed = json.loads(run(settings, "dead-letters", "list", "--json").output)
+    listed = json.loads(run(settings, "dead-letters", "list", "--json").stdout)
     assert [c["message_id"] for c in listed] == ["staff-1", "bad-2"]
     assert listed[0]["original_exchange"] == "earlyhelp.commands" and listed[0]["original_routing_key"] == "case.triage"
     assert listed[0]["reason"] and listed[0]["refused_at"] and listed[0]["by"] == "engine"
     # Reading again gives the same ids in the same order, and loses nothing.
-    assert json.loads(run(settings, "dead-letters", "list", "--json").output) == listed
+    assert json.loads(run(settings, "dead-letters", "list", "--json").stdout) == listed
     assert dead_letter_count(settings.broker_url) == 2
     text = run(settings, "dead-letters", "list").output
     assert listed[0]["id"] in text and "case.triage" in text and "2 copies" in text
@@ -140,7 +140,7 @@ def test_dead_letters_list_show_replay_exactly_once(settings, engine, tap, upstr
     assert f"{listed[0]['id']}: replayed to earlyhelp.commands case.triage" in result.output
     triaged = tap.wait_for(lambda e: e["event_type"] == "case.triaged" and e["case_id"] == case_id)
     assert triaged[0]["caused_by"] == triage["command_id"] and triaged[0]["district"] == "Dover"
-    remaining = json.loads(run(settings, "dead-letters", "list", "--json").output)
+    remaining = json.loads(run(settings, "dead-letters", "list", "--json").stdout)
     assert [c["id"] for c in remaining] == [listed[1]["id"]]
     tap.settle(1.0)
     assert len(tap.of_type("case.triaged")) == 1
@@ -159,10 +159,10 @@ def test_a_copy_that_cannot_be_routed_stays_in_the_dead_letter_queue(settings, u
     headers = {"x-earlyhelp-error": "test", "x-earlyhelp-original-exchange": "earlyhelp.notifications",
                "x-earlyhelp-original-routing-key": "nobody.listens.here", "x-earlyhelp-refused-at": "2026-11-01T00:00:00"}
     assert upstream.publish("", "earlyhelp.dead-letter", b"{}", message_id="m-1", headers=headers).ok
-    [copy] = json.loads(run(settings, "dead-letters", "list", "--json").output)
+    [copy] = json.loads(run(settings, "dead-letters", "list", "--json").stdout)
     result = run(settings, "dead-letters", "replay", "--all")
     assert result.exit_code == 1 and "kept: unroutable" in result.output
-    assert json.loads(run(settings, "dead-letters", "list", "--json").output)[0]["id"] == copy["id"]
+    assert json.loads(run(settings, "dead-letters", "list", "--json").stdout)[0]["id"] == copy["id"]
     result = run(settings, "dead-letters", "purge", "--all", input="y\n")
     assert "1 removed" in result.output and dead_letter_count(settings.broker_url) == 0
 
@@ -181,7 +181,7 @@ def test_a_broker_dead_letter_is_listed_from_x_death_and_replayed_to_its_exchang
             channel.basic_reject(method.delivery_tag, requeue=True)
         time.sleep(0.02)
     conn.close()
-    [copy] = json.loads(run(settings, "dead-letters", "list", "--json").output)
+    [copy] = json.loads(run(settings, "dead-letters", "list", "--json").stdout)
     assert copy["by"] == "broker" and "delivery_limit" in copy["reason"]
     assert (copy["original_exchange"], copy["original_routing_key"]) == ("earlyhelp.notifications", "notification.school")
     assert "replayed" in run(settings, "dead-letters", "replay", copy["id"]).output
@@ -205,15 +205,15 @@ def test_cases_lists_without_personal_data_and_case_shows_the_timeline(settings,
     assert upstream.publish("earlyhelp.commands", "case.triage", encode(triage)).ok
     tap.wait_for(lambda e: e["event_type"] == "case.triaged")
 
-    listed = json.loads(run(settings, "cases", "--json").output)
+    listed = json.loads(run(settings, "cases", "--json").stdout)
     assert [c["case_id"] for c in listed] == ids
     # The September case's triage clock (14 days) ran out long ago; the November one is triaged and its
     # allocation clock (4 working days from 21 Nov) is due on 27 Nov.
     assert [c["overdue"] for c in listed] == [True, False]
-    assert [c["case_id"] for c in json.loads(run(settings, "cases", "--overdue", "--json").output)] == [ids[0]]
-    assert [c["case_id"] for c in json.loads(run(settings, "cases", "--district", "dover", "--json").output)] == [ids[1]]
-    assert [c["case_id"] for c in json.loads(run(settings, "cases", "--state", "checked", "--json").output)] == [ids[0]]
-    assert json.loads(run(settings, "cases", "--source", "health", "--json").output) == []
+    assert [c["case_id"] for c in json.loads(run(settings, "cases", "--overdue", "--json").stdout)] == [ids[0]]
+    assert [c["case_id"] for c in json.loads(run(settings, "cases", "--district", "dover", "--json").stdout)] == [ids[1]]
+    assert [c["case_id"] for c in json.loads(run(settings, "cases", "--state", "checked", "--json").stdout)] == [ids[0]]
+    assert json.loads(run(settings, "cases", "--source", "health", "--json").stdout) == []
     text = run(settings, "cases").output
     assert "OVERDUE" in text and "Sam" not in text and "Taylor" not in text and "2 cases" in text
     assert run(settings, "cases", "--due-within", "soon").exit_code == 2
@@ -222,7 +222,7 @@ def test_cases_lists_without_personal_data_and_case_shows_the_timeline(settings,
     assert "case.received" in shown and "case.checked" in shown and "case.triaged" in shown
     assert "triage-07 (triage_worker)" in shown and "2026-11-21 10:00 UTC" in shown
     assert "allocation" in shown and "Sam" not in shown and "--show-personal" in shown
-    detail = json.loads(run(settings, "case", ids[1], "--json").output)
+    detail = json.loads(run(settings, "case", ids[1], "--json").stdout)
     assert [h["to_state"] for h in detail["history"]] == ["received", "checked", "triaged"]
     assert all(h["recorded_at"] for h in detail["history"])
     assert "Sam" in run(settings, "case", ids[1], "--show-personal", "--reason", "SAR-1").output

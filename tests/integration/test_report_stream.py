@@ -124,7 +124,7 @@ def test_report_over_a_known_stream(settings, engine, tap, upstream, tmp_path):
     result = CliRunner().invoke(cli, ["report", "--from", "2026-09-01", "--to", "2026-09-30", "--format", "json"],
                                 env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     want = expected_report()
 
     assert report["notifications"]["total"] == want["total"] == 17
@@ -157,7 +157,7 @@ def test_report_over_a_known_stream(settings, engine, tap, upstream, tmp_path):
     # One district only.
     result = CliRunner().invoke(cli, ["report", "--from", "2026-09-01", "--to", "2026-09-30", "--format", "json",
                                       "--district", "maidstone"], env=env, catch_exceptions=False)
-    maidstone = json.loads(result.output)
+    maidstone = json.loads(result.stdout)
     assert maidstone["notifications"]["total"] == 3 and maidstone["period"]["district"] == "Maidstone"
 
     # The other formats carry the same numbers.
