@@ -76,7 +76,7 @@ def queues(settings, check, as_json, management_url) -> None:
 
     _need_broker(settings)
     try:
-        statuses, note = broker_status.queue_status(settings.broker_url, management_url)
+        statuses, note = broker_status.queue_status(settings.broker_url, management_url, settings.broker_ca_file)
     except Exception as error:  # noqa: BLE001 - pika raises several kinds for "not there"
         raise _unreachable(error) from error
     problems = broker_status.check(statuses)
@@ -125,7 +125,7 @@ def _queue(settings, writes: bool = False):
     _need_broker(settings)
     engine_users = {settings.engine_user} if settings.engine_user else None
     try:
-        return Session(settings.broker_url, engine_users)
+        return Session(settings.broker_url, engine_users, settings.broker_ca_file)
     except Exception as error:  # noqa: BLE001
         raise _unreachable(error) from None
 

@@ -199,7 +199,7 @@ def erase_one(settings, case_id: str, reason: str, now: datetime) -> tuple[dict,
             try:
                 queue_class = dead_letter_queue_class()
                 engine_users = {settings.engine_user} if settings.engine_user else None
-                with queue_class(settings.broker_url, engine_users) as queue:
+                with queue_class(settings.broker_url, engine_users, settings.broker_ca_file) as queue:
                     removed = sweep_dead_letter_queue(queue, terms)
             except Exception as error:  # noqa: BLE001 - unreachable, refused: the database is erased anyway
                 note = (f"earlyhelp.dead-letter not swept ({type(error).__name__}): run erase again when "

@@ -57,8 +57,9 @@ def replay_properties(copy: DeadLetter, user_id: str | None = None) -> pika.Basi
 class DeadLetterQueue(DeadLetterReader):
     """A session on earlyhelp.dead-letter: read (holding copies unacked), replay, remove, release."""
 
-    def __init__(self, broker_url: str, engine_users: frozenset[str] | None = None) -> None:
-        super().__init__(broker_url, engine_users)
+    def __init__(self, broker_url: str, engine_users: frozenset[str] | None = None,
+                 ca_file: str | None = None) -> None:
+        super().__init__(broker_url, engine_users, ca_file)
         self.publishing = None
 
     def replay(self, copy: DeadLetter) -> str:

@@ -26,7 +26,7 @@ from pika.exceptions import ChannelClosedByBroker
 
 from earlyhelp.consumers.topology import COMMANDS_QUEUE, NOTIFICATIONS_QUEUE
 from earlyhelp.printing import escape
-from earlyhelp.producers.upstream_client import _pika_url
+from earlyhelp.producers.upstream_client import _pika_url, pika_parameters
 from earlyhelp.schemas import DEAD_LETTER_QUEUE
 from earlyhelp.secrets import mask_secrets
 
@@ -91,12 +91,13 @@ def broker_urls(broker_url: str) -> list[str]:
     return [u.strip() for u in str(broker_url).split(";") if u.strip()]
 
 
-def connect(broker_url: str) -> pika.BlockingConnection:
+def connect(broker_url: str, ca_file: str | None = None) -> pika.BlockingConnection:
     """A pika connection to the first URL of the list that answers; AccessRefused if the broker refuses.
-    Its broker user is `connection.broker_user` (what RabbitMQ accepts as user_id on its publishes)."""
+    Its broker user is `connection.broker_user` (what RabbitMQ accepts as user_id on its publishes).
+    amqps:// URLs are verified against `ca_file` (EARLYHELP_BROKER_CA_FILE) or the system's CAs."""
     last: Exception | None = None
     for url in broker_urls(broker_url):
-        params = pika.URLParameters(_pika_url(url))
+        params = pika_parameters(url, ca_file)
         params.connection_attempts, params.socket_timeout = 1, 5
         try:
             connection = pika.BlockingConnection(params)
@@ -116,8 +117,8 @@ def vhost_of(broker_url: str) -> str:
     return urllib.parse.unquote(path or "%2F")
 
 
-def read_amqp(broker_url: str) -> list[QueueStatus]:
-    connection = connect(broker_url)
+def read_amqp(broker_url: str, ca_file: str | None = None) -> list[QueueStatus]:
+    connection = connect(broker_url, ca_file)
     statuses = []
     try:
         channel = connection.channel()
@@ -175,9 +176,10 @@ def check(statuses: list[QueueStatus]) -> list[str]:
     return problems
 
 
-def queue_status(broker_url: str, management_url: str | None) -> tuple[list[QueueStatus], str | None]:
+def queue_status(broker_url: str, management_url: str | None,
+                 ca_file: str | None = None) -> tuple[list[QueueStatus], str | None]:
     """Every queue's status, and a note on what could not be read (None when everything was)."""
-    statuses = read_amqp(broker_url)
+    statuses = read_amqp(broker_url, ca_file)
     if not management_url:
         return statuses, "unacked and rates unknown: set EARLYHELP_MANAGEMENT_URL to read the management API"
     return statuses, read_management(management_url, vhost_of(broker_url), statuses)

@@ -191,8 +191,9 @@ class DeadLetterReader:
     """A session on earlyhelp.dead-letter that reads, holding the copies unacked; closing it hands every
     one back, in order. earlyhelp.operations.dead_letters.DeadLetterQueue adds replay and removal."""
 
-    def __init__(self, broker_url: str, engine_users: frozenset[str] | None = None) -> None:
-        self.connection = connect(broker_url)
+    def __init__(self, broker_url: str, engine_users: frozenset[str] | None = None,
+                 ca_file: str | None = None) -> None:
+        self.connection = connect(broker_url, ca_file)
         self.reading = self.connection.channel()
         # Whose copies are the engine's: the users named in the URL unless the operator connects as
         # someone else and says who the engine is (EARLYHELP_ENGINE_USER).

@@ -343,3 +343,30 @@ def test_failover_checks_each_broker_against_its_own_host_name(tls_services):
         print(f"failover to the second broker over amqps: connected, checked as {conn.ssl['server_hostname']}")
     finally:
         conn.release()
+
+
+def test_the_operators_commands_reach_an_amqps_broker_through_the_authoritys_ca(tls_services):
+    from click.testing import CliRunner
+
+    from earlyhelp.cli.main import cli
+    from earlyhelp.consumers.runtime import broker_connection
+    from earlyhelp.consumers.topology import declare_topology
+
+    s = tls_services
+    conn = broker_connection(s["amqps"], s["ca"])
+    try:
+        declare_topology(conn.channel())  # what serve declares: the queues the operators look at
+    finally:
+        conn.release()
+    env = {"EARLYHELP_BROKER_URL": s["amqps"], "EARLYHELP_BROKER_CA_FILE": str(s["ca"])}
+    queues = CliRunner().invoke(cli, ["--log-level", "WARNING", "queues"], env=env)
+    assert queues.exit_code == 0 and "earlyhelp.dead-letter" in queues.output, queues.output
+    listed = CliRunner().invoke(cli, ["--log-level", "WARNING", "dead-letters", "list", "--json"], env=env)
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == [], listed.output
+    print("earlyhelp queues and dead-letters list over amqps with EARLYHELP_BROKER_CA_FILE: exit 0")
+    wrong = {**env, "EARLYHELP_BROKER_CA_FILE": str(s["wrong_ca"])}
+    for args in (["queues"], ["dead-letters", "list"]):
+        refused = CliRunner().invoke(cli, ["--log-level", "WARNING", *args], env=wrong)
+        assert refused.exit_code != 0 and "Traceback" not in refused.output, refused.output
+        print(f"earlyhelp {' '.join(args)} with the wrong CA: exit {refused.exit_code}: "
+              f"{refused.output.strip().splitlines()[-1][:120]}")
