@@ -6,7 +6,7 @@ import json
 import click
 
 from earlyhelp.clock import utc_now
-from earlyhelp.printing import table
+from earlyhelp.printing import table, utc_minute
 
 
 @click.command()
@@ -32,11 +32,7 @@ def clocks(settings, case_id: str, fmt: str) -> None:
         click.echo("no SLA clocks for this case yet")
         return
     rows = [["stage", "started", "paused since", "deadline", "warning", "state"]]
-    rows += [[c["stage"], _short(c["started"]), _short(c["paused"]) or "-", _short(c["deadline"]) or "-",
-              _short(c["warning"]) or "-", c["state"]] for c in found]
+    rows += [[c["stage"], *(utc_minute(c[k]) for k in ("started", "paused", "deadline", "warning")), c["state"]]
+             for c in found]
     for line in table(rows, left=6, rule=True):
         click.echo(line)
-
-
-def _short(iso: str | None) -> str | None:
-    return None if iso is None else iso[:16].replace("T", " ") + " UTC"

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import click
 
 from earlyhelp.clock import utc_now
-from earlyhelp.printing import escape, table
+from earlyhelp.printing import escape, table, utc_minute
 from earlyhelp.schemas.routing import UNASSIGNED
 
 MANAGEMENT_URL_HELP = "The RabbitMQ management API (http://user:pass@host:15672) for unacked counts and rates."
@@ -54,14 +54,6 @@ def _refused(words: str) -> click.ClickException:
     """One line (exit 1) for a broker user without the permission a command needs."""
     return click.ClickException(f"RabbitMQ refused this broker user: {words} (docs/operating.md, "
                                 "\"Broker users and their permissions\", says what each command needs)")
-
-
-def _when(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return str(value)
 
 
 # -- queues -------------------------------------------------------------------------------------------
@@ -281,8 +273,8 @@ def cases(settings, state, district, source, service, overdue, due_within, limit
         return
     header = ("case_id", "state", "kind", "source", "pri", "district", "service", "received", "next due", "")
     shown = [header] + [(r["case_id"], r["state"], r["kind"], r["source"], "P" if r["priority"] else "",
-                         r["district"] or UNASSIGNED, r["service"] or "-", _when(r["received_at"]),
-                         _when(r["next_due"]) + (f" ({','.join(r['open_stages'])})" if r["open_stages"] else ""),
+                         r["district"] or UNASSIGNED, r["service"] or "-", utc_minute(r["received_at"]),
+                         utc_minute(r["next_due"]) + (f" ({','.join(r['open_stages'])})" if r["open_stages"] else ""),
                          "OVERDUE" if r["overdue"] else "") for r in rows]
     for line in table(shown, left=len(header)):
         click.echo(line)
@@ -318,8 +310,8 @@ def case(settings, case_id, show_personal, reason, as_json) -> None:
     click.echo(f"  state {c['state']}, version {c['version']}, priority {'yes' if c['priority'] else 'no'}, "
                f"district {c['district'] or 'unassigned'}, service {c['service'] or '-'}, "
                f"team {c['team'] or '-'}, worker {c['worker_id'] or '-'}")
-    click.echo(f"  received {_when(c['received_at'])}, opened {_when(c['opened_at'])}, "
-               f"last change {_when(c['updated_at'])}")
+    click.echo(f"  received {utc_minute(c['received_at'])}, opened {utc_minute(c['opened_at'])}, "
+               f"last change {utc_minute(c['updated_at'])}")
     click.echo("timeline (happened / recorded):")
     for h in detail["history"]:
         h = {k: (escape(v) if isinstance(v, str) else v) for k, v in h.items()}
@@ -327,7 +319,7 @@ def case(settings, case_id, show_personal, reason, as_json) -> None:
         if h.get("sender_user_id"):  # who the broker says sent it, beside who the message claims acted
             who += f", sent by broker user {h['sender_user_id']}"
         move = f"{h['from_state'] or '-'} -> {h['to_state']}"
-        click.echo(f"  {h['sequence']:>3}  {_when(h['occurred_at'])} / {_when(h['recorded_at'])}  "
+        click.echo(f"  {h['sequence']:>3}  {utc_minute(h['occurred_at'])} / {utc_minute(h['recorded_at'])}  "
                    f"{h['event_type']:<28} {move:<34} by {who}, caused by {h['caused_by']}")
         if h["data"]:
             click.echo(f"       {json.dumps(h['data'], sort_keys=True, default=str)}")
@@ -336,11 +328,11 @@ def case(settings, case_id, show_personal, reason, as_json) -> None:
         click.echo("  none")
     for k in detail["clocks"]:
         k = {key: (escape(v) if isinstance(v, str) else v) for key, v in k.items()}
-        click.echo(f"  {k['stage']:<11} {k['status']:<30} started {_when(k['started_at'])}, "
-                   f"due {_when(k['due_at'])}, stopped {_when(k['stopped_at'])}, "
+        click.echo(f"  {k['stage']:<11} {k['status']:<30} started {utc_minute(k['started_at'])}, "
+                   f"due {utc_minute(k['due_at'])}, stopped {utc_minute(k['stopped_at'])}, "
                    f"allowance {k['allowance_amount']} {k['allowance_unit'].replace('_', ' ')}"
-                   + (f", warned {_when(k['warned_at'])}" if k["warned_at"] else "")
-                   + (f", breached {_when(k['breached_at'])}" if k["breached_at"] else ""))
+                   + (f", warned {utc_minute(k['warned_at'])}" if k["warned_at"] else "")
+                   + (f", breached {utc_minute(k['breached_at'])}" if k["breached_at"] else ""))
     if show_personal:
         click.echo("details (personal data):")
         click.echo(json.dumps(detail.get("details"), indent=2, sort_keys=True, default=str))  # escapes controls

@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 import click
 
 from earlyhelp.clock import utc_now
-from earlyhelp.printing import escape
+from earlyhelp.printing import escape, utc_minute
 
 
 class BadInput(click.ClickException):
@@ -73,14 +73,6 @@ def _known_case(conn, case_id: str) -> None:
         raise BadInput(f"no case {escape(case_id)}: check the case id (earlyhelp cases lists them)")
 
 
-def _when(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return str(value)
-
-
 def _json_default(value):
     if isinstance(value, (datetime, date)):
         return value.isoformat()
@@ -114,12 +106,12 @@ def disclosures(settings, case_id, as_json) -> None:
         click.echo(json.dumps(rows, indent=2, default=_json_default))
         return
     for r in rows:
-        click.echo(f"{_when(r['disclosed_at'])}  {r['event_type']:<20} to {escape(r['exchange'])} "
+        click.echo(f"{utc_minute(r['disclosed_at'])}  {r['event_type']:<20} to {escape(r['exchange'])} "
                    f"{escape(r['routing_key'])}  basis {r['basis']}\n    {', '.join(r['field_paths'])}")
     click.echo(f"{len(rows)} disclosure{'s' if len(rows) != 1 else ''}")
     if erased is not None:  # the log is kept as long as the details: erasure took both
         removed = ((erased.data or {}).get("removed") or {}).get("disclosure_rows", 0)
-        click.echo(f"(the case was erased {_when(erased.occurred_at)}: its {removed} disclosure "
+        click.echo(f"(the case was erased {utc_minute(erased.occurred_at)}: its {removed} disclosure "
                    f"row{'s' if removed != 1 else ''} went with its details)")
 
 
@@ -269,7 +261,7 @@ def retention(settings, apply_, as_json) -> None:
                f"{policy.years_after_received_without_birth_date} years after received without a date of birth)")
     notes = 0
     for case in due:
-        line = f"{case['case_id']}  received {_when(case['received_at'])}  kept until {case['kept_until']}"
+        line = f"{case['case_id']}  received {utc_minute(case['received_at'])}  kept until {case['kept_until']}"
         if apply_:
             counts, note = erase_one(settings, case["case_id"], f"retention policy ({policy.source}): kept "
                                      f"until {case['kept_until']}", now)
@@ -310,7 +302,7 @@ def access_log(settings, case_id, since, as_json) -> None:
         click.echo(json.dumps(rows, indent=2, default=_json_default))
         return
     for r in rows:
-        click.echo(f"{_when(r['at'])}  {escape(r['operator'])}  {r['command']}  case {r['case_id'] or '-'}\n"
+        click.echo(f"{utc_minute(r['at'])}  {escape(r['operator'])}  {r['command']}  case {r['case_id'] or '-'}\n"
                    f"    shown: {escape(r['shown'])}\n    why: {escape(r['reason'])}")
     click.echo(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
 

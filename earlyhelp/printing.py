@@ -15,6 +15,7 @@ JSON output needs nothing more: json.dumps already escapes control characters.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # C0, DEL, C1; U+2028/2029 (line and paragraph separators); bidi embeddings, overrides and isolates.
@@ -52,3 +53,17 @@ def table(rows: list, left: int = 1, rule: bool = False) -> list[str]:
         if rule and n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return lines
+
+
+def utc_minute(value) -> str:
+    """An instant as the tools print it ("2026-11-25 12:00 UTC"); "-" for none; ISO text is read first."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)

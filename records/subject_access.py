@@ -182,22 +182,21 @@ def to_html(document: dict) -> str:
                          f"<td>{_e(h['from_state'] or '')} &rarr; {_e(h['to_state'])}</td><td>{_e(by)}</td>"
                          f"<td>{_e(h['recorded_at'])}</td><td>{_e(h['data'] or '')}</td></tr>")
         parts.append("</table><h3>Who was told what</h3>")
-        if not case["disclosures"]:
-            parts.append("<p>Nothing about the child was sent to anyone outside the service.</p>")
-        else:
-            parts.append("<table><tr><th>When</th><th>To</th><th>Which details</th><th>Lawful basis</th></tr>")
-            for d in case["disclosures"]:
-                parts.append(f"<tr><td>{_e(d['disclosed_at'])}</td><td>{_e(d['routing_key'])}</td>"
-                             f"<td>{_e(', '.join(d['field_paths']))}</td><td>{_e(d['basis'])}</td></tr>")
-            parts.append("</table>")
+        parts += _table(("When", "To", "Which details", "Lawful basis"),
+                        [(d["disclosed_at"], d["routing_key"], ", ".join(d["field_paths"]), d["basis"])
+                         for d in case["disclosures"]],
+                        "Nothing about the child was sent to anyone outside the service.")
         parts.append("<h3>Time limits</h3>")
-        if not case["clocks"]:
-            parts.append("<p>None.</p>")
-        else:
-            parts.append("<table><tr><th>Stage</th><th>Started</th><th>Deadline</th><th>State</th></tr>")
-            for c in case["clocks"]:
-                parts.append(f"<tr><td>{_e(c['stage'])}</td><td>{_e(c['started'])}</td>"
-                             f"<td>{_e(c['deadline'])}</td><td>{_e(c['state'])}</td></tr>")
-            parts.append("</table>")
+        parts += _table(("Stage", "Started", "Deadline", "State"),
+                        [(c["stage"], c["started"], c["deadline"], c["state"]) for c in case["clocks"]], "None.")
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple], when_empty: str) -> list[str]:
+    """An HTML table of escaped cells, or one paragraph saying there is nothing to show."""
+    if not rows:
+        return [f"<p>{_e(when_empty)}</p>"]
+    head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr>"
+    body = ["<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows]
+    return ["<table>" + head, *body, "</table>"]

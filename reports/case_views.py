@@ -99,14 +99,14 @@ def case_detail(conn, case_id: str, now: datetime, personal: bool = False) -> di
     return detail
 
 
+# The timeline's words for the one judgement of a clock's state (reports/clock_views.py).
+_STATUS_WORDS = {"met": "met", "late": "stopped late", "paused": "paused (awaiting information)",
+                 "overdue": "OVERDUE", "warning": "due soon", "running": "running"}
+
+
 def clock_status(clock: dict, now: datetime) -> str:
-    if clock["stopped_at"] is not None:
-        due = clock["due_at"]
-        return "met" if due is not None and clock["stopped_at"] < due else "stopped late"
-    if clock["due_at"] is None:
-        return "paused (awaiting information)"
-    if clock["due_at"] <= now:
-        return "OVERDUE"
-    if clock["warning_at"] is not None and clock["warning_at"] <= now:
-        return "due soon"
-    return "running"
+    from types import SimpleNamespace
+
+    from .clock_views import clock_state
+
+    return _STATUS_WORDS[clock_state(SimpleNamespace(**clock), now)]
