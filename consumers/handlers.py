@@ -114,7 +114,7 @@ def handle_notification(batch: Batch, parsed: Parsed) -> Handled:
         "referral_source_code": notification.referrer.referral_source_code,
         "social_care_status": getattr(notification.social_care_status, "value", notification.social_care_status),
         "placed_by_other_authority": bool(notification.child.placing_authority),
-    })
+    }, digests=batch.digests.get(id(parsed)))  # hashed once, in preload
     batch.cases[case.case_id], batch.details[case.case_id] = case, notification
     record_changes(batch.store, case, changes, batch.now, parsed.delivery.user_id)
     batch.mark_processed(parsed, digest, case.case_id)

@@ -110,15 +110,17 @@ class CaseStore:
         return {r.message_key: (r.content_hash, r.case_id, r.processed_at) for r in rows}
 
     # -- writes (held until flush) ----------------------------------------------------------------
-    def add_case(self, case: Case, notification_json: dict, at: datetime, statistics: dict) -> None:
-        """`statistics`: referral_source_code, social_care_status, placed_by_other_authority."""
+    def add_case(self, case: Case, notification_json: dict, at: datetime, statistics: dict,
+                 digests: dict[str, str] | None = None) -> None:
+        """`statistics`: referral_source_code, social_care_status, placed_by_other_authority; `digests`: the
+        child's identifier hashes when the caller already made them (the batch does, to find a known child)."""
         row = {f: getattr(case, f) for f in _CASE_FIELDS}
         row.update(opened_at=at, updated_at=at, **statistics)
         self._new_cases.append(row)
         self._new_ids.add(case.case_id)
         self._touched[case.case_id] = case
         self._new_details.append({"case_id": case.case_id, "notification": notification_json})
-        self._identifiers.opened(self.conn, case.case_id, notification_json)
+        self._identifiers.opened(self.conn, case.case_id, notification_json, digests)
 
     def change_case(self, case: Case, version_read: int) -> None:
         """Record that `case` changed; `version_read` is the version this transaction loaded (kept on first call)."""

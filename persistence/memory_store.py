@@ -75,7 +75,8 @@ class MemoryStore:
                     db.cases[cid].last_occurred_at is not None and db.cases[cid].last_occurred_at >= closed_since))]
 
     # -- writes (staged) -------------------------------------------------------------------------------
-    def add_case(self, case: Case, notification_json: dict, at: datetime, statistics: dict) -> None:
+    def add_case(self, case: Case, notification_json: dict, at: datetime, statistics: dict,
+                 digests: dict[str, str] | None = None) -> None:
         self.new_cases[case.case_id] = case
         self.new_details[case.case_id] = notification_json
 

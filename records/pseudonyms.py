@@ -78,8 +78,12 @@ def child_digests(key: bytes, notification: dict) -> dict[str, str]:
 
 
 def identifier_rows(key: bytes, case_id: str, notification: dict) -> list[dict]:
-    return [{"case_id": case_id, "kind": kind, "digest": value}
-            for kind, value in child_digests(key, notification).items()]
+    return rows_of(case_id, child_digests(key, notification))
+
+
+def rows_of(case_id: str, digests: dict[str, str]) -> list[dict]:
+    """`case_identifiers` rows for a case's digests ({kind: digest})."""
+    return [{"case_id": case_id, "kind": kind, "digest": value} for kind, value in digests.items()]
 
 
 # -- the key ------------------------------------------------------------------------------------------
@@ -177,10 +181,12 @@ class PendingIdentifiers:
         self.replaced: set[str] = set()
         self._key: bytes | None = None
 
-    def opened(self, conn, case_id: str, notification: dict) -> None:
-        if self._key is None:
-            self._key = store_key(conn)
-        self.rows[case_id] = identifier_rows(self._key, case_id, notification)
+    def opened(self, conn, case_id: str, notification: dict, digests: dict[str, str] | None = None) -> None:
+        if digests is None:
+            if self._key is None:
+                self._key = store_key(conn)
+            digests = child_digests(self._key, notification)
+        self.rows[case_id] = rows_of(case_id, digests)
 
     def changed(self, conn, case_id: str, notification: dict) -> None:
         self.opened(conn, case_id, notification)
