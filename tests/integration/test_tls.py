@@ -111,8 +111,28 @@ class TlsRabbit:
         _run("rabbitmq-server", "-detached", env=self.env)
         self.started = True
 
-    def await_startup(self) -> None:
-        self.ctl("await_startup", "--timeout", "60", timeout=90)
+    def await_startup(self, timeout: float = 120) -> None:
+        """Wait until the node has booted; if it never does, fail with the node's own log.
+
+        `rabbitmq-server -detached` returns before the node registers with epmd, and until it has,
+        `rabbitmqctl await_startup` fails at once ("not running at all") instead of waiting. The module
+        used to cover that gap by making PostgreSQL in between; once in CI that was quicker than the
+        node, and all four tests errored. So: ask again until the node answers or the time is up.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.ctl("await_startup", "--timeout", "60", timeout=90)
+                return
+            except AssertionError as error:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{error}\n--- node {self.node} log ---\n{self.log_tail()}") from None
+            time.sleep(0.5)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        logs = sorted((self.folder / "log").glob("*.log")) if (self.folder / "log").exists() else []
+        text = "".join(f"[{p.name}]\n{p.read_text(errors='replace')[-chars:]}\n" for p in logs)
+        return text or f"(no log under {self.folder / 'log'})"
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         return _run("rabbitmqctl", "-q", "-n", self.node, *args, timeout=timeout)
@@ -126,6 +146,7 @@ class TlsRabbit:
             pid_file = self.folder / "pid"
             if pid_file.exists():
                 subprocess.run(["kill", "-9", pid_file.read_text().strip()], check=False)
+        self.started = False
 
 
 # -- a PostgreSQL instance of our own with ssl=on and hostssl only -------------------------------------
