@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import select
 import socket
+import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable
 
 from amqp import Message, spec
@@ -125,7 +125,7 @@ class ConfirmingPublisher:
                                application_headers=m.headers or {}, delivery_mode=2, **_amqp_properties(
                                    m.properties, skip=("content_type", "content_encoding", "user_id", "priority")),
                                **user_id)
-            except (TypeError, ValueError, OverflowError, UnicodeError, AttributeError):
+            except (TypeError, ValueError, OverflowError, UnicodeError, AttributeError, struct.error):
                 placed.append(UNPUBLISHABLE)
                 continue
             # The Basic.Publish that channel.basic_publish sends, without the drain_events(timeout=0) it
@@ -230,7 +230,7 @@ def _amqp_properties(properties: dict, skip=()) -> dict:
     for key, value in properties.items():
         if key in skip or value is None:
             continue
-        if key == "timestamp" and isinstance(value, (int, float)):
-            value = datetime.fromtimestamp(value, tz=timezone.utc)
+        if key == "timestamp" and isinstance(value, float):
+            value = int(value)  # whole seconds: py-amqp packs a timestamp as a 64-bit integer, not a datetime
         out[key] = value
     return out

@@ -38,3 +38,22 @@ def test_unencodable_messages_take_no_delivery_tag(broker_url):
         publisher.close()
     finally:
         connection.release()
+
+
+def test_a_timestamp_goes_out_and_a_row_struct_cannot_pack_fails_alone(broker_url):
+    """A dead-letter copy keeps its sender's timestamp, stored as whole seconds (consumers/refusals.py)."""
+    queue = f"publisher-properties-{uuid.uuid4().hex[:8]}"
+    properties = [{"timestamp": 1700000000}, {"timestamp": 1700000000.7}, {"priority": 300},
+                  {"timestamp": "yesterday"}, {}]
+    connection = broker_connection(broker_url)
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, auto_delete=True)
+        publisher = ConfirmingPublisher(connection)
+        assert publisher.publish_batch([Outgoing("", queue, b"{}", p) for p in properties]) == [
+            CONFIRMED, CONFIRMED, UNPUBLISHABLE, UNPUBLISHABLE, CONFIRMED]
+        received = [channel.basic_get(queue, no_ack=True).properties.get("timestamp") for _ in range(3)]
+        assert received == [1700000000, 1700000000, None] and channel.basic_get(queue) is None
+        publisher.close()
+    finally:
+        connection.release()
