@@ -103,6 +103,7 @@ class BenchEnv:
         self.amqp_url = f"{AMQP}/{self.vhost}"
         self.databases: list[str] = []
         self.workers: list[Worker] = []
+        self._servers: dict[str, int | None] = {}
         self.tmp = Path(tempfile.mkdtemp(prefix=f"earlyhelp-bench-{name}-"))
 
     def __enter__(self) -> "BenchEnv":
@@ -142,6 +143,25 @@ class BenchEnv:
                 log("could not drop the database", name, error)
         shutil.rmtree(self.tmp, ignore_errors=True)
         log("cleaned up")
+
+    def server_pids(self) -> dict[str, int | None]:
+        """The pids of the RabbitMQ node's beam.smp and of the PostgreSQL postmaster this run uses.
+
+        Asked of the servers themselves, not found by name, so another node or cluster on the machine is
+        not counted; asked again when one is gone (a restart by someone else). None: not on this machine.
+        """
+        if not self._servers or any(pid and not Path(f"/proc/{pid}").exists() for pid in self._servers.values()):
+            import psycopg
+
+            beam = int(rabbitmqctl("eval", "os:getpid().").strip().strip('"'))
+            with psycopg.connect(POSTGRES_ADMIN) as conn:
+                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+                try:
+                    postmaster = _proc_stat(backend)[0]  # a backend's parent is the postmaster
+                except OSError:  # EARLYHELP_BENCH_POSTGRES on another machine
+                    postmaster = None
+            self._servers = {"beam.smp": beam, "postgres": postmaster}
+        return self._servers
 
     def new_postgres(self, label: str, migrate: bool = True) -> str:
         """A fresh PostgreSQL database, migrated, dropped at exit; returns its SQLAlchemy URL."""
@@ -353,13 +373,99 @@ class Subscriber:
 
 
 # -- figures -------------------------------------------------------------------------------------
+def steady_window(count: int) -> tuple[int, int]:
+    """Indexes of the first and last of `count` arrivals in the steady 10 %→90 % window."""
+    return int(count * 0.1), int(count * 0.9) - 1
+
+
 def rates(times: list[float], count: int) -> dict[str, float]:
     """Rates from the arrival times of `count` messages: first→last, and the steady 10 %→90 % window."""
     times = sorted(times)[:count]
     whole = (count - 1) / (times[-1] - times[0]) if count > 1 else 0.0
-    lo, hi = int(count * 0.1), int(count * 0.9) - 1
+    lo, hi = steady_window(count)
     steady = (hi - lo) / (times[hi] - times[lo]) if hi > lo else whole
     return {"rate": whole, "steady": steady, "seconds": times[-1] - times[0]}
+
+
+# -- CPU share -----------------------------------------------------------------------------------
+CPU_GROUPS = ("workers", "beam.smp", "postgres", "benchmark")
+
+
+def _proc_stat(pid: int) -> tuple[int, int, int]:
+    """(parent pid, own CPU ticks, reaped children's CPU ticks) from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": comm may hold spaces and ")"
+    return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def cpu_reading(env: BenchEnv, workers: list[int]) -> tuple[float, dict[str, dict[int, int]]]:
+    """The time and the CPU ticks so far of each process in each of CPU_GROUPS, for cpu_shares.
+
+    workers: the given pids (`earlyhelp serve` or bare relays); beam.smp: the RabbitMQ node;
+    postgres: the postmaster and all its children; benchmark: this process (the subscriber thread,
+    and the main thread waiting). The postmaster's count includes the time of the children it has
+    reaped, so a backend that exits inside the window is counted too.
+    """
+    servers, me = env.server_pids(), os.getpid()
+    groups: dict[str, dict[int, int]] = {name: {} for name in CPU_GROUPS}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            parent, own, reaped = _proc_stat(pid)
+        except (OSError, ValueError, IndexError):  # gone between listing and reading
+            continue
+        if pid in workers:
+            groups["workers"][pid] = own
+        elif pid == servers["beam.smp"]:
+            groups["beam.smp"][pid] = own
+        elif pid == servers["postgres"]:
+            groups["postgres"][pid] = own + reaped
+        elif parent == servers["postgres"]:
+            groups["postgres"][pid] = own
+        elif pid == me:
+            groups["benchmark"][pid] = own
+    return time.monotonic(), groups
+
+
+def cpu_shares(start: tuple, end: tuple) -> dict[str, float]:
+    """% of one core per group between two cpu_readings (100 = one core busy; these machines have 2).
+
+    The group's total at the end minus its total at the start: a pid only in the end reading started
+    inside the window, so all its time counts; a backend gone by the end is in the postmaster's
+    reaped time. A group with no process found (a server on another machine) is left out.
+    """
+    (t0, before), (t1, after) = start, end
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    return {name: 100 * (sum(after[name].values()) - sum(before[name].values())) / ticks_per_second / (t1 - t0)
+            for name in CPU_GROUPS if after[name]}
+
+
+def wait_measuring_cpu(env: BenchEnv, subscriber: "Subscriber", count: int, workers: list[int],
+                       timeout: float) -> dict[str, float]:
+    """Subscriber.wait_count(count), returning the CPU shares over the window the steady rate uses.
+
+    Read when the 10 % and the 90 % arrival have come (within the 50 ms wait_count polls at); the
+    shares are over the readings' own times, so that lag shifts the window a little but does not skew it.
+    """
+    lo, hi = steady_window(count)
+    subscriber.wait_count(lo + 1, timeout)
+    start = cpu_reading(env, workers)
+    subscriber.wait_count(hi + 1, timeout)
+    end = cpu_reading(env, workers)
+    subscriber.wait_count(count, timeout)
+    return cpu_shares(start, end)
+
+
+def cpu_text(shares: dict[str, float], workers: str = "workers") -> str:
+    """'serve 85 %, beam.smp 40 %, …' for the progress log; `workers` names the first group."""
+    return ", ".join(f"{workers if name == 'workers' else name} {share:.0f} %" for name, share in shares.items())
+
+
+def cpu_cell(shares: dict[str, float], group: str) -> str:
+    """A group's share for a table cell; "–" when cpu_shares left it out."""
+    return f"{shares[group]:.0f}" if group in shares else "–"
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -65,7 +65,8 @@ def declare(amqp_url: str) -> None:
 
 
 def measure(bench: "h.BenchEnv", messages: list[tuple[str, bytes]], relays: int = 1, timeout: float = 300) -> dict:
-    """Preload `messages`, start `relays` relay processes, time the outputs; returns rates (msg/s)."""
+    """Preload `messages`, start `relays` relay processes, time the outputs; returns rates (msg/s) and,
+    under "cpu", each process group's % of one core over the steady window (h.cpu_shares)."""
     declare(bench.amqp_url)
     h.purge(bench.amqp_url, IN_QUEUE)
     subscriber = h.Subscriber(bench.amqp_url, OUT_EXCHANGE, ["#"]).start()
@@ -76,8 +77,8 @@ def measure(bench: "h.BenchEnv", messages: list[tuple[str, bytes]], relays: int 
         with open(log_path, "ab") as out:
             procs = [subprocess.Popen([sys.executable, __file__, "relay", bench.amqp_url], stdout=out,
                                       stderr=subprocess.STDOUT) for _ in range(relays)]
-        subscriber.wait_count(len(messages), timeout)
-        return h.rates([t for t, _ in subscriber.received], len(messages))
+        cpu = h.wait_measuring_cpu(bench, subscriber, len(messages), [p.pid for p in procs], timeout)
+        return {**h.rates([t for t, _ in subscriber.received], len(messages)), "cpu": cpu}
     finally:
         subscriber.stop()
         for proc in procs:
@@ -109,10 +110,12 @@ def main() -> int:
         messages = list(h.notification_messages("bare", args.messages))
         for i in range(args.repeat):
             r = measure(env, messages, args.relays)
-            rows.append([i + 1, args.relays, args.messages, f"{r['rate']:,.0f}", f"{r['steady']:,.0f}"])
-            h.log(f"bare relay run {i + 1}: {r['rate']:,.0f} msg/s")
+            rows.append([i + 1, args.relays, args.messages, f"{r['rate']:,.0f}", f"{r['steady']:,.0f}"]
+                        + [h.cpu_cell(r["cpu"], g) for g in h.CPU_GROUPS])
+            h.log(f"bare relay run {i + 1}: {r['rate']:,.0f} msg/s; CPU {h.cpu_text(r['cpu'], 'relay')}")
             time.sleep(1)
-    print(h.markdown_table(["run", "relays", "messages", "msg/s (first→last)", "msg/s (10–90 %)"], rows))
+    print(h.markdown_table(["run", "relays", "messages", "msg/s (first→last)", "msg/s (10–90 %)",
+                            "CPU % of one core, 10–90 %: relay", "beam.smp", "postgres", "benchmark"], rows))
     print()
     print(h.machine_markdown())
     return 0

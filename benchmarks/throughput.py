@@ -12,6 +12,9 @@ in one vhost and a fresh database of its own:
 and right before and after each, the bare relay (bare_relay.py, one process) on the same N messages
 in the same vhost (the ratio uses the mean of the two; their range shows the machine's noise). Preloading first means publishing speed does not limit; the rate is taken from the arrival
 times of the events (first→last, and the steady 10 %→90 % window that leaves out workers starting).
+Over that same 10 %→90 % window, each process group's CPU time from /proc/<pid>/stat gives its share
+in % of one core: the workers, RabbitMQ's beam.smp, PostgreSQL's postmaster and backends, and this
+process (the subscriber); the same for the bare relay runs.
 
     python benchmarks/throughput.py [--messages 20000] [--configs pg1,pg3,sqlite1] [--profile DIR]
 
@@ -22,6 +25,7 @@ are lower and are marked so.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -42,7 +46,7 @@ def run_phase(env: h.BenchEnv, db_url: str, workers: int, label: str, phase: str
               exchange: str, queue: str, binding: str, expected_outcome: str, profile: Path | None) -> dict:
     h.purge(env.amqp_url, h.NOTIFICATIONS_QUEUE, h.COMMANDS_QUEUE)
     bare = bare_relay.measure(env, messages)
-    h.log(f"{label} {phase}: bare relay {bare['steady']:,.0f} msg/s")
+    h.log(f"{label} {phase}: bare relay {bare['steady']:,.0f} msg/s; CPU {h.cpu_text(bare['cpu'], 'relay')}")
     subscriber = h.Subscriber(env.amqp_url, h.EVENTS_EXCHANGE, [binding]).start()
     spies = []
     try:
@@ -50,7 +54,7 @@ def run_phase(env: h.BenchEnv, db_url: str, workers: int, label: str, phase: str
         started = env.start_workers(workers, db_url, f"{label}-{phase}")
         if profile is not None:
             spies = [start_spy(started[0].pid, profile / f"{label}-{phase}")]
-        subscriber.wait_count(len(messages), timeout=600)
+        cpu = h.wait_measuring_cpu(env, subscriber, len(messages), [w.pid for w in started], timeout=600)
         engine = h.rates([t for t, _ in subscriber.received], len(messages))
     finally:
         for spy in spies:
@@ -63,12 +67,14 @@ def run_phase(env: h.BenchEnv, db_url: str, workers: int, label: str, phase: str
             outcomes[k] = outcomes.get(k, 0) + v
     env.workers = [w for w in env.workers if w not in started]
     after = bare_relay.measure(env, messages)  # again after, to show the machine's noise
+    h.log(f"{label} {phase}: bare relay after {after['steady']:,.0f} msg/s; CPU {h.cpu_text(after['cpu'], 'relay')}")
     bare = {"steady": (bare["steady"] + after["steady"]) / 2, "rate": (bare["rate"] + after["rate"]) / 2,
-            "range": sorted((round(bare["steady"]), round(after["steady"])))}
+            "range": sorted((round(bare["steady"]), round(after["steady"]))),
+            "cpu": {g: (bare["cpu"][g] + after["cpu"][g]) / 2 for g in bare["cpu"].keys() & after["cpu"].keys()}}
     if outcomes.get(expected_outcome, 0) != len(messages):
         raise RuntimeError(f"{label} {phase}: expected {len(messages)} '{expected_outcome}', got {outcomes}")
-    h.log(f"{label} {phase}: engine {engine['steady']:,.0f} msg/s ({outcomes})")
-    return {"bare": bare, "engine": engine}
+    h.log(f"{label} {phase}: engine {engine['steady']:,.0f} msg/s ({outcomes}); CPU {h.cpu_text(cpu, 'serve')}")
+    return {"bare": bare, "engine": engine, "cpu": cpu}
 
 
 def run_config(env: h.BenchEnv, label: str, database: str, workers: int, n: int, attempt: int,
@@ -113,7 +119,7 @@ def main() -> int:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     n = args.messages
-    rows = []
+    rows, cpu_rows = [], []
     with h.BenchEnv("throughput", args.max_seconds) as env:
         h.declare_engine_topology(env.amqp_url)
         for label in configs:
@@ -140,12 +146,21 @@ def main() -> int:
                              f"{b['steady']:,.0f} ({b['range'][0]:,}–{b['range'][1]:,})", f"{e['steady'] / b['steady']:.2f}",
                              f"{e['rate'] / b['rate']:.2f}"])
                 print("| " + " | ".join(str(c) for c in rows[-1]) + " |", flush=True)  # kept if a later one fails
+                cpu, bare_cpu = result["cpu"], b["cpu"]
+                cpu_rows.append([phase, database, workers] + [h.cpu_cell(cpu, g) for g in h.CPU_GROUPS]
+                                + [h.cpu_cell(bare_cpu, "workers"), h.cpu_cell(bare_cpu, "beam.smp")])
     print()
     if args.profile:
         print("**Profiled run (py-spy attached to one worker): rates are lower than unprofiled.**\n")
     print(h.markdown_table(["what", "database", "workers", "messages", "engine msg/s (10–90 %)",
                             "engine msg/s (first→last)", "bare relay msg/s (10–90 %, mean of before/after)", "ratio (10–90 %)",
                             "ratio (first→last)"], rows))
+    print()
+    print("CPU over the same 10–90 % windows, % of one core (the machine has "
+          f"{os.cpu_count()} cores, so {100 * (os.cpu_count() or 1)} % is all of it):\n")
+    print(h.markdown_table(["what", "database", "workers", "earlyhelp serve (all workers)", "beam.smp",
+                            "postgres (postmaster + backends)", "benchmark (subscriber)",
+                            "bare relay: relay", "bare relay: beam.smp"], cpu_rows))
     print()
     print(h.machine_markdown())
     return 0
