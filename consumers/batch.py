@@ -51,6 +51,15 @@ class BatchResult:
     handled: list[Handled]
 
 
+@dataclass
+class Prepared:
+    """A batch parsed and validated, not yet handled: made on the consuming thread while the batch before
+    it commits (consumers/runtime.py), then handled in one transaction."""
+    deliveries: list[Delivery]
+    parsed: list[Parsed]
+    started: float  # perf_counter at prepare: the handling time logged and measured includes the parse
+
+
 class Batch:
     """One transaction's worth of deliveries: the store, the cases loaded, what this batch already did."""
 
@@ -198,10 +207,19 @@ class BatchProcessor:
 
     def process(self, deliveries: list[Delivery]) -> BatchResult:
         """Handle and commit `deliveries`; returns once every one of them may be acked."""
+        return self.handle(self.prepare(deliveries))
+
+    def prepare(self, deliveries: list[Delivery]) -> Prepared:
+        """Parse and validate: CPU only, no database, no state; safe beside a `handle` on another thread."""
         started = time.perf_counter()
-        self.before_batch()
         now = self.clock()
-        parsed = [self._parse(d, now) for d in deliveries]
+        return Prepared(deliveries, [self._parse(d, now) for d in deliveries], started)
+
+    def handle(self, prepared: Prepared) -> BatchResult:
+        """Handle a prepared batch in one transaction and commit it; returns once every delivery may be acked.
+        Batches must be handled one after another, in the order they were received."""
+        deliveries, parsed, started = prepared.deliveries, prepared.parsed, prepared.started
+        self.before_batch()
         try:
             handled = self._commit(parsed)
         except _HandlingFault:

@@ -2,9 +2,17 @@
 
 The loop: drain deliveries from the broker (up to a batch, waiting a few milliseconds for more once
 one has come) → BatchProcessor (one transaction) → ack the batch with one `multiple` ack → wake the
-outbox relay. The relay (its own thread and connection) publishes what the transaction stored. The
-connection is re-established with backoff whenever the broker goes away; anything not yet acked is
-redelivered by the broker and recognised as a repeat if it was already committed.
+outbox relay. The relay (its own thread and connection) publishes what the transaction stored.
+
+Two batches are in hand at once, so the phases that wait on different things overlap: while a handling
+thread runs batch N's transaction (mostly waiting on PostgreSQL), the consuming thread drains and parses
+batch N+1; it acks N as soon as N has committed, then hands N+1 over. Batches are still handled one after
+another in the order they came, each committed before it is acked; the broker connection is only ever
+used by the consuming thread (py-amqp connections are not thread-safe).
+
+The connection is re-established with backoff whenever the broker goes away; anything not yet acked is
+redelivered by the broker and recognised as a repeat if it was already committed (a batch that was being
+handled when the connection went is waited for first, so batches never overlap).
 On SIGTERM or SIGINT the engine stops consuming, handles and acks what it already holds, lets the relay
 publish what is pending, and exits 0.
 
@@ -18,6 +26,8 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from typing import Callable
@@ -34,7 +44,7 @@ from earlyhelp.persistence.failures import is_database_unavailable
 
 
 from . import tolerant_amqp
-from .batch import UNSETTLED, BatchProcessor, DatabaseUnavailable
+from .batch import UNSETTLED, BatchProcessor, BatchResult, DatabaseUnavailable, Prepared
 from .delivery import Delivery
 from .topology import INPUT_QUEUES, declare_topology
 
@@ -42,6 +52,7 @@ log = get_logger("earlyhelp.engine")
 
 COLLECT_WAIT_S = 0.003  # once one delivery has come, how long to wait for more to fill a batch
 FAULT_PAUSE_S = 1.0  # after a batch failed in a way no message should cause, before taking the next
+HEARTBEAT_EVERY_S = 0.5  # while waiting for a batch's commit (a database outage can hold it for minutes)
 
 # A message_id or routing key that is not UTF-8, or headers nested past the recursion limit, made py-amqp
 # raise out of drain_events and stop the engine (consumers/tolerant_amqp.py).
@@ -75,14 +86,13 @@ class _TlsConnection(Connection):
 
 
 class EngineStatus:
-    """What the engine's parts share while it runs: the stop flag, whether the broker and the database are up
-    (/readyz, /metrics), and the broker connection whose heartbeats a batch held through an outage keeps going."""
+    """What the engine's parts share while it runs: the stop flag, and whether the broker and the database are
+    up (/readyz, /metrics)."""
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
         self.broker_connected = False
         self.database_up = False
-        self.connection: Connection | None = None
 
     def database_state(self, up: bool) -> None:
         self.database_up = up
@@ -93,15 +103,17 @@ class EngineStatus:
         metrics.BROKER_CONNECTED.set(1 if up else 0)
 
     def patient_sleep(self, seconds: float) -> None:
-        """Sleep while holding a batch (database away), keeping the broker connection's heartbeats going."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0 and not self.stopping.is_set():
-            if self.connection is not None:
-                try:
-                    self.connection.heartbeat_check()
-                except Exception:  # noqa: BLE001 - a lost connection shows up at the next ack
-                    pass
-            time.sleep(min(left, 0.5))
+        """Sleep while holding a batch (database away), waking early when the engine stops. The consuming
+        thread keeps the broker connection's heartbeats going meanwhile (EngineRuntime._settle)."""
+        self.stopping.wait(seconds)
+
+
+@dataclass
+class _InHand:
+    """A batch handed to the handling thread: its deliveries (acked by the consuming thread) and the result."""
+    deliveries: list[Delivery]
+    result: Future
+    size: int  # bytes of the bodies, counted against max_unacked_bytes until acked
 
 
 class EngineRuntime:
@@ -117,7 +129,10 @@ class EngineRuntime:
         self.migrate_on_start = migrate_on_start
         self.extra_threads = list(extra_threads or [])
         self.pending: list[Delivery] = []
+        self.in_hand: _InHand | None = None
         self.handled_total = 0
+        # One thread handles batches, one at a time: the order of batches is the order of the deliveries.
+        self._handler: ThreadPoolExecutor | None = None
 
     @property
     def stopping(self) -> threading.Event:
@@ -152,9 +167,11 @@ class EngineRuntime:
         for thread in threads:
             thread.start()
         log.info("engine started", broker=url_without_password(self.settings.broker_url), database=self.db.dialect.name)
+        self._handler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-handler")
         try:
             self._consume_until_stopped()
         finally:
+            self._handler.shutdown(wait=True)
             relay_stop.set()
             threads[0].join(timeout=15)
             try:
@@ -194,7 +211,6 @@ class EngineRuntime:
         backoff = 0.2
         while not self.stopping.is_set():
             conn = self.connect()
-            self.status.connection = conn
             try:
                 conn.ensure_connection(max_retries=1)
                 channel = conn.channel()
@@ -214,15 +230,18 @@ class EngineRuntime:
                 backoff = 0.2
                 while not self.stopping.is_set():
                     self._collect(conn)
-                    if self.pending:
-                        self._handle_pending(channel)
+                    prepared = self._prepare()  # parsed while the batch before commits
+                    self._settle(conn, channel)  # the batch before: committed, then acked
+                    self._hand_over(prepared)
                     conn.heartbeat_check()
                 # Stopping: no new deliveries; handle and ack what is already here.
                 for consumer in consumers:
                     consumer.cancel()
                 self._collect(conn, wait=0.2)
-                if self.pending:
-                    self._handle_pending(channel)
+                prepared = self._prepare()
+                self._settle(conn, channel)
+                self._hand_over(prepared)
+                self._settle(conn, channel)
             except DatabaseUnavailable:
                 log.warning("stopping while the database is away; unacked deliveries return to the queue")
                 self.pending.clear()
@@ -244,8 +263,10 @@ class EngineRuntime:
                 self.stopping.wait(backoff)
                 backoff = next_backoff(backoff)
             finally:
+                # A batch still being handled finishes (or gives up, when stopping) before anything else is
+                # handled: its deliveries, unacked on a connection that is gone, come back as repeats.
+                self._abandon_in_hand()
                 self.status.broker_state(False)
-                self.status.connection = None
                 try:
                     conn.release()
                 except Exception:  # noqa: BLE001
@@ -269,8 +290,12 @@ class EngineRuntime:
             redelivered=bool(info.get("redelivered")), handle=message))
 
     def _collect(self, conn: Connection, wait: float = 1.0) -> None:
-        """Wait up to `wait` for a first delivery, then a few ms more for others, up to one batch, and
-        no further once the bodies held reach max_unacked_bytes.
+        """Take deliveries for the next batch: up to one batch, and no further once the bodies held (this
+        batch's and the one being handled) reach max_unacked_bytes.
+
+        With no batch being handled: wait up to `wait` for a first delivery, then a few ms more for others.
+        With one being handled: take what comes until that batch has committed (its ack then goes first),
+        keeping the connection's heartbeats going if the commit takes long.
 
         RabbitMQ ignores basic.qos prefetch_size, so the byte bound is kept here: the broker sends up
         to `prefetch` deliveries, but they wait in the socket until drained, one per drain_events. The
@@ -278,40 +303,96 @@ class EngineRuntime:
         max_message_size).
         """
         limit, budget = self.settings.batch_size, self.settings.max_unacked_bytes
+        in_hand = self.in_hand
+        held = sum(len(d.body) for d in self.pending) + (in_hand.size if in_hand else 0)
+        heartbeat_at = time.monotonic() + HEARTBEAT_EVERY_S
         try:
-            if not self.pending:
+            if not self.pending and in_hand is None:
                 conn.drain_events(timeout=wait)
-            held = sum(len(d.body) for d in self.pending)
+                held += sum(len(d.body) for d in self.pending)
             while len(self.pending) < limit and held < budget:
+                if in_hand is not None and in_hand.result.done():
+                    return  # ack the batch before now; what came meanwhile is the next batch
                 before = len(self.pending)
-                conn.drain_events(timeout=COLLECT_WAIT_S)
+                try:
+                    conn.drain_events(timeout=COLLECT_WAIT_S)
+                except socket.timeout:
+                    if in_hand is None or self.stopping.is_set():
+                        return
+                    if time.monotonic() > heartbeat_at:  # a commit held by a database outage
+                        conn.heartbeat_check()
+                        heartbeat_at = time.monotonic() + HEARTBEAT_EVERY_S
+                    continue
                 held += sum(len(d.body) for d in self.pending[before:])
         except socket.timeout:
             pass
 
-    def _handle_pending(self, channel) -> None:
+    def _prepare(self) -> Prepared | None:
+        """Parse what was collected, here on the consuming thread (while the batch before commits)."""
+        if not self.pending:
+            return None
         batch, self.pending = self.pending, []
-        try:
-            # Commits before returning; raises DatabaseUnavailable only when stopping.
-            handled = self.processor.process(batch).handled
-        except DatabaseUnavailable:
-            raise
-        except Exception as error:  # noqa: BLE001 - a fault no message should cause; the loop goes on
-            log.error("batch failed; its deliveries go back to the queue", error=type(error).__name__,
-                      batch=len(batch))
-            self._ack(channel, batch, returned=set(range(len(batch))))
-            self.stopping.wait(FAULT_PAUSE_S)
+        return self.processor.prepare(batch)
+
+    def _hand_over(self, prepared: Prepared | None) -> None:
+        """Give a parsed batch to the handling thread; the batch before it has been settled."""
+        if prepared is not None:
+            self.in_hand = _InHand(prepared.deliveries, self._handler.submit(self.processor.handle, prepared),
+                                   sum(len(d.body) for d in prepared.deliveries))
+
+    def _settle(self, conn: Connection, channel) -> None:
+        """Wait for the batch in hand to commit, keeping the connection's heartbeats going, then ack it.
+
+        A database outage can hold a batch for minutes; the handling thread must not touch the connection,
+        so the heartbeats are sent from here."""
+        in_hand = self.in_hand
+        if in_hand is None:
             return
+        while True:
+            try:
+                result: BatchResult = in_hand.result.result(timeout=HEARTBEAT_EVERY_S)
+                break
+            except TimeoutError:
+                try:
+                    conn.heartbeat_check()
+                except Exception:  # noqa: BLE001 - a lost connection shows up at the ack
+                    pass
+            except DatabaseUnavailable:
+                self.in_hand = None
+                raise
+            except Exception as error:  # noqa: BLE001 - a fault no message should cause; the loop goes on
+                self.in_hand = None
+                log.error("batch failed; its deliveries go back to the queue", error=type(error).__name__,
+                          batch=len(in_hand.deliveries))
+                self._ack(channel, in_hand.deliveries, returned=set(range(len(in_hand.deliveries))))
+                self.stopping.wait(FAULT_PAUSE_S)
+                return
+        self.in_hand = None
         # A message neither handled nor dead-lettered goes back to the queue, whose delivery limit
         # dead-letters it (with x-death) if it keeps failing; the others are acked.
-        self._ack(channel, batch, returned={i for i, h in enumerate(handled) if h.outcome == UNSETTLED})
-        self.handled_total += len(batch)
+        self._ack(channel, in_hand.deliveries,
+                  returned={i for i, h in enumerate(result.handled) if h.outcome == UNSETTLED})
+        self.handled_total += len(in_hand.deliveries)
         self.relay.wake.set()
+
+    def _abandon_in_hand(self) -> None:
+        """After the connection went: let the batch being handled end (committed or given up); its acks are
+        lost with the connection, so the broker redelivers its deliveries, recognised as repeats."""
+        in_hand, self.in_hand = self.in_hand, None
+        if in_hand is None:
+            return
+        try:
+            in_hand.result.result()
+        except Exception as error:  # noqa: BLE001 - logged; the deliveries come back either way
+            log.warning("a batch in hand when the connection went did not commit", error=type(error).__name__,
+                        batch=len(in_hand.deliveries))
 
     def _ack(self, channel, batch: list[Delivery], returned: set[int] = frozenset()) -> None:
         amqp = getattr(channel.connection.client.transport, "driver_type", "") == "amqp"
         if amqp and not returned:
-            channel.basic_ack(max(d.delivery_tag for d in batch), multiple=True)  # one frame for the batch
+            # One frame for the batch. Every delivery with a lower tag belongs to this batch or to one settled
+            # before it: the batch being collected meanwhile came after it on this channel.
+            channel.basic_ack(max(d.delivery_tag for d in batch), multiple=True)
             return
         for i, delivery in enumerate(batch):
             if i in returned:
