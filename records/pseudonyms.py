@@ -174,7 +174,7 @@ def store_key(conn) -> bytes:
 
 class PendingIdentifiers:
     """A batch's identifier hashes, written in CaseStore.flush: one DELETE (only for cases whose details
-    changed) and one INSERT/COPY per batch, a few HMACs per message, no query per message."""
+    changed), the new rows with the batch's other inserts, a few HMACs per message, no query per message."""
 
     def __init__(self) -> None:
         self.rows: dict[str, list[dict]] = {}
@@ -192,11 +192,14 @@ class PendingIdentifiers:
         self.opened(conn, case_id, notification)
         self.replaced.add(case_id)
 
-    def flush(self, conn, bulk_insert) -> None:
+    def delete_replaced(self, conn) -> None:
+        """Remove the stored hashes of cases whose details changed (new_rows holds their new ones)."""
         from sqlalchemy import delete
 
         from earlyhelp.persistence.tables import case_identifiers
 
         if self.replaced:
             conn.execute(delete(case_identifiers).where(case_identifiers.c.case_id.in_(sorted(self.replaced))))
-        bulk_insert(conn, case_identifiers, [row for rows in self.rows.values() for row in rows])
+
+    def new_rows(self) -> list[dict]:
+        return [row for rows in self.rows.values() for row in rows]
