@@ -189,19 +189,22 @@ def test_the_worker_takes_no_more_than_its_byte_budget_into_a_batch(monkeypatch,
     for i in range(count):  # queued before the engine starts, so all are there to be drained at once
         body = encode(notification_body(notification_id=f"large-{i}", reason="r" * size))
         assert upstream.publish("earlyhelp.notifications", "notification.school", body, message_id=f"large-{i}").ok
-    held: list[list[int]] = []
-    original = EngineRuntime._handle_pending
+    held: list[list[int]] = []  # per batch: the bodies taken, after the bytes of the batch still in hand
+    taken: list[int] = []
+    original = EngineRuntime._prepare
 
-    def observed(self, channel):
-        held.append([len(d.body) for d in self.pending])
-        return original(self, channel)
+    def observed(self):
+        if self.pending:
+            held.append(([self.in_hand.size] if self.in_hand else []) + [len(d.body) for d in self.pending])
+            taken.append(len(self.pending))
+        return original(self)
 
-    monkeypatch.setattr(EngineRuntime, "_handle_pending", observed)
+    monkeypatch.setattr(EngineRuntime, "_prepare", observed)
     start_engine(max_unacked_bytes=budget)
     collector.wait_for(lambda e: e["event_type"] == "notification.rejected"
                        and e.get("notification_id", "").startswith("large-"), count=count)
-    print("bodies held per batch:", held)
-    assert sum(len(b) for b in held) == count
+    print("bodies held per batch (the batch in hand first):", held)
+    assert sum(taken) == count
     for sizes in held:
         assert sum(sizes[:-1]) < budget, "draining stopped once the budget was reached"
         assert sum(sizes) <= budget + max(sizes)
