@@ -4,9 +4,11 @@ Runs the engine's own BatchProcessor (parse → one transaction → flush) on ba
 then batches of 100 triage commands on the cases they opened, against a fresh PostgreSQL database (or
 SQLite with --sqlite), the same way `earlyhelp serve` calls it, and the outbox relay's publish step
 on a fake publisher (no broker: only its database and Python cost). Prints µs per message per phase
-and the top functions by cumulative and own time.
+(wall, and this process's CPU) and the top functions by cumulative and own time. With --no-profile it
+runs without cProfile, whose overhead falls on Python code and not on the database: the figures to compare
+two commits with (alternate them; run each a few times).
 
-    python benchmarks/profile_batch.py [--messages 5000] [--sqlite] [--top 25]
+    python benchmarks/profile_batch.py [--messages 5000] [--sqlite] [--top 25] [--no-profile]
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--no-profile", action="store_true", help="time only: no cProfile overhead, no listings")
     args = parser.parse_args()
     from earlyhelp.consumers.batch import BatchProcessor
     from earlyhelp.persistence.database import make_engine
@@ -74,25 +77,30 @@ def main() -> int:
         ]
         for name, items in phases:
             profiler = cProfile.Profile()
-            started = time.perf_counter()
-            profiler.enable()
+            started, cpu = time.perf_counter(), time.process_time()
+            if not args.no_profile:
+                profiler.enable()
             for i in range(0, len(items), size):
                 processor.process(items[i:i + size])
             profiler.disable()
-            handled = time.perf_counter() - started
+            handled, handled_cpu = time.perf_counter() - started, time.process_time() - cpu
             relay_profiler = cProfile.Profile()
-            started = time.perf_counter()
-            relay_profiler.enable()
+            started, cpu = time.perf_counter(), time.process_time()
+            if not args.no_profile:
+                relay_profiler.enable()
             while relay.publish_pending():
                 pass
             relay_profiler.disable()
-            relayed = time.perf_counter() - started
-            results.append((name, handled, relayed, profiler, relay_profiler, len(items)))
+            relayed, relayed_cpu = time.perf_counter() - started, time.process_time() - cpu
+            results.append((name, (handled, handled_cpu, relayed, relayed_cpu), profiler, relay_profiler, len(items)))
         engine.dispose()
-    print(h.markdown_table(["phase", "messages", "batch", "handling µs/msg (profiled)", "outbox relay µs/msg (profiled)"],
-                           [[name, n_items, size, f"{1e6 * a / n_items:,.0f}", f"{1e6 * b / n_items:,.0f}"]
-                            for name, a, b, _, _, n_items in results]))
-    for name, _, _, profiler, relay_profiler, _ in results:
+    profiled = "" if args.no_profile else ", profiled"
+    print(h.markdown_table(
+        ["phase", "messages", "batch", f"handling µs/msg (wall{profiled})", f"handling CPU µs/msg{profiled}",
+         f"outbox relay µs/msg (wall{profiled})", f"outbox relay CPU µs/msg{profiled}"],
+        [[name, n_items, size, *(f"{1e6 * t / n_items:,.0f}" for t in times)]
+         for name, times, _, _, n_items in results]))
+    for name, _, profiler, relay_profiler, _ in ([] if args.no_profile else results):
         for what, prof in ((f"{name}: BatchProcessor.process", profiler), (f"{name}: OutboxRelay.publish_pending",
                                                                                relay_profiler)):
             for key in ("cumulative", "tottime"):

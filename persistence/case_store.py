@@ -18,6 +18,7 @@ from earlyhelp.workflows.sla_clock import Extension, Pause
 from earlyhelp.workflows.sla_policy import Allowance
 from earlyhelp.workflows.sla_tracking import StageClock
 
+from .database import among
 from .tables import (
     case_details, case_history, case_identifiers, cases, disclosures, linked_notifications, outbox,
     processed_messages, sla_clocks,
@@ -67,7 +68,7 @@ class CaseStore:
         ids = list(case_ids)
         if not ids:
             return {}
-        rows = self.conn.execute(select(*[cases.c[f] for f in _CASE_FIELDS]).where(cases.c.case_id.in_(ids)))
+        rows = self.conn.execute(select(*[cases.c[f] for f in _CASE_FIELDS]).where(among(self.conn, cases.c.case_id, ids)))
         return {row.case_id: Case(**row._asdict()) for row in rows}
 
     def load_clocks(self, case_ids) -> dict[str, dict[str, StageClock]]:
@@ -75,7 +76,7 @@ class CaseStore:
         ids = sorted(case_ids)
         if not ids:
             return {}
-        query = select(sla_clocks).where(sla_clocks.c.case_id.in_(ids)).order_by(sla_clocks.c.case_id,
+        query = select(sla_clocks).where(among(self.conn, sla_clocks.c.case_id, ids)).order_by(sla_clocks.c.case_id,
                                                                                sla_clocks.c.stage)
         if self.conn.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -99,7 +100,7 @@ class CaseStore:
             return []
         query = (select(case_identifiers.c.digest, case_identifiers.c.kind, case_identifiers.c.case_id)
                  .join(cases, cases.c.case_id == case_identifiers.c.case_id)
-                 .where(case_identifiers.c.digest.in_(digests),
+                 .where(among(self.conn, case_identifiers.c.digest, digests),
                         (cases.c.state != "closed") | (cases.c.last_occurred_at >= closed_since)))
         return [tuple(row) for row in self.conn.execute(query)]
 
@@ -107,7 +108,7 @@ class CaseStore:
         keys = list(set(keys))
         if not keys:
             return {}
-        rows = self.conn.execute(select(processed_messages).where(processed_messages.c.message_key.in_(keys)))
+        rows = self.conn.execute(select(processed_messages).where(among(self.conn, processed_messages.c.message_key, keys)))
         return {r.message_key: (r.content_hash, r.case_id, r.processed_at) for r in rows}
 
     # -- writes (held until flush) ----------------------------------------------------------------
@@ -164,11 +165,17 @@ class CaseStore:
                    if case_id not in self._new_ids]
         if changed:
             # One statement for the whole batch; each row still checks the version this transaction read.
-            result = conn.execute(_UPDATE_CASE, [
-                {"b_case_id": case.case_id, "b_version_read": version_read, "b_updated_at": at,
-                 **{f"b_{f}": getattr(case, f) for f in _MUTABLE_FIELDS}} for case, version_read in changed])
-            if result.rowcount != len(changed):
-                raise ConcurrencyConflict(f"{len(changed) - result.rowcount} of {len(changed)} cases moved")
+            if conn.dialect.name == "postgresql":
+                updated = update_all(conn, cases, [
+                    {"case_id": case.case_id, "version_read": version_read, "updated_at": at,
+                     **{f: getattr(case, f) for f in _MUTABLE_FIELDS}} for case, version_read in changed],
+                    match="cases.case_id = r.case_id AND cases.version = (e.item->>'version_read')::int")
+            else:
+                updated = conn.execute(_UPDATE_CASE, [
+                    {"b_case_id": case.case_id, "b_version_read": version_read, "b_updated_at": at,
+                     **{f"b_{f}": getattr(case, f) for f in _MUTABLE_FIELDS}} for case, version_read in changed]).rowcount
+            if updated != len(changed):
+                raise ConcurrencyConflict(f"{len(changed) - updated} of {len(changed)} cases moved")
         # Details changed in the batch that opened the case are inserted as they ended (the inserts come last).
         for row in self._new_details:
             row["notification"] = self._changed_details.pop(row["case_id"], row["notification"])
@@ -197,6 +204,10 @@ class CaseStore:
 
     def update_clocks(self, rows: list[dict]) -> None:
         """Write back clocks by id (the flow's moves, or the scanner's warned_at / breached_at)."""
+        if self.conn.dialect.name == "postgresql":
+            update_all(self.conn, sla_clocks, [{k: v for k, v in r.items() if k not in ("case_id", "stage")}
+                                               for r in rows], match="sla_clocks.id = r.id")
+            return
         columns = [c for c in rows[0] if c not in ("id", "case_id", "stage")]
         self.conn.execute(
             update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id"))
@@ -238,10 +249,29 @@ def insert_all(conn: Connection, tables: list[tuple[Table, list[dict]]]) -> None
         names = ", ".join(c.name for c in table.columns if c.name in rows[0])
         inserts.append(f"INSERT INTO {table.name} ({names}) SELECT {names} "
                        f"FROM json_populate_recordset(NULL::{table.name}, %s::json)")
-        arrays.append(orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode())
+        arrays.append(_json_rows(rows))
     *first, last = inserts
     sql = (f"WITH {', '.join(f'w{i} AS ({part})' for i, part in enumerate(first))} {last}" if first else last)
     conn.exec_driver_sql(sql, tuple(arrays))
+
+
+def update_all(conn: Connection, table: Table, rows: list[dict], match: str) -> int:
+    """PostgreSQL: update many rows of `table` in one statement from one JSON array; returns the rows updated.
+
+    Each row's keys that are columns of the table are set from it (the others, like a version read, are for
+    `match`, a condition over the table, the row as `r` and its JSON as `e.item`). Cheaper than executemany,
+    which binds and converts every value of every row in Python; rows of one call share their keys."""
+    if not rows:
+        return 0
+    key_columns = {"case_id", "id"}
+    sets = ", ".join(f"{c.name} = r.{c.name}" for c in table.columns if c.name in rows[0] and c.name not in key_columns)
+    sql = (f"UPDATE {table.name} SET {sets} FROM json_array_elements(%s::json) AS e(item), "
+           f"LATERAL json_populate_record(NULL::{table.name}, e.item) AS r WHERE {match}")
+    return conn.exec_driver_sql(sql, (_json_rows(rows),)).rowcount
+
+
+def _json_rows(rows: list[dict]) -> str:
+    return orjson.dumps(rows, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def _json_value(value):

@@ -61,3 +61,16 @@ def current_revision(url: str) -> str | None:
 
     with make_engine(url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def among(conn, column, values):
+    """`column IN values` for a batch's ids: on PostgreSQL `column = ANY(%s)` with the list as one array
+    parameter. IN renders and binds one parameter per value at every execution (SQLAlchemy's expanding
+    parameters: a few µs each, a hundred per batch query); an array is one value whatever its length."""
+    values = list(values)
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    from sqlalchemy import any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return column == any_(bindparam(None, values, type_=ARRAY(column.type)))

@@ -25,6 +25,7 @@ from earlyhelp import metrics
 from earlyhelp.clock import next_backoff
 from earlyhelp.logs import describe_error, get_logger
 from earlyhelp.persistence.case_store import pending_outbox
+from earlyhelp.persistence.database import among
 from earlyhelp.persistence.failures import is_database_unavailable
 from earlyhelp.persistence.tables import outbox
 
@@ -82,7 +83,7 @@ class OutboxRelay:
             failed = [(r.id, o) for r, o in zip(rows, outcomes) if o not in (CONFIRMED, HELD)]
             now = self.clock()
             if confirmed:
-                conn.execute(update(outbox).where(outbox.c.id.in_(confirmed)).values(published_at=now))
+                conn.execute(update(outbox).where(among(conn, outbox.c.id, confirmed)).values(published_at=now))
             for row_id, outcome in failed:
                 conn.execute(update(outbox).where(outbox.c.id == row_id)
                              .values(attempts=outbox.c.attempts + 1, last_error=outcome))
