@@ -487,13 +487,24 @@ def notification_messages(prefix: str, count: int, start: int = 0):
     """(routing_key, body) for `count` complete notifications (each becomes a `checked` case)."""
     from tests.factories import encode, notification_body
 
-    template = notification_body()
+    # Received minutes ago, not on the tests' fixed date: the engine runs on the real clock here, and cases
+    # received on a fixed day have their triage warnings fall due some days later, from when on every
+    # worker's first SLA scan raised thousands of warnings in the middle of the measurement (seen on
+    # 1 December: a stall of 1-2 s thirty seconds into every latency run, and the same load under the
+    # command phase of throughput.py).
+    template = notification_body(received_at=_minutes_ago(10))
     for i in range(start, start + count):
         body = dict(template)
         body["notification_id"] = f"{prefix}-{i:07d}"
         # Each its own child (a family name per i), so each opens a case rather than joining the first.
         body["child"] = {**template["child"], "family_name": "Taylor " + _letters(i)}
         yield "notification.school", encode(body)
+
+
+def _minutes_ago(minutes: int) -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _letters(number: int) -> str:
@@ -516,7 +527,7 @@ def triage_messages(prefix: str, case_ids: list[str]):
     """(routing_key, body) for one triage command per case (each case must be `checked`)."""
     from tests.factories import command_body, encode
 
-    template = command_body("triage", "x")
+    template = command_body("triage", "x", issued_at=_minutes_ago(5))
     for i, case_id in enumerate(case_ids):
         body = dict(template, command_id=f"{prefix}-{i:07d}", case_id=case_id)
         yield "case.triage", encode(body)
