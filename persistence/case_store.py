@@ -169,7 +169,7 @@ class CaseStore:
                 updated = update_all(conn, cases, [
                     {"case_id": case.case_id, "version_read": version_read, "updated_at": at,
                      **{f: getattr(case, f) for f in _MUTABLE_FIELDS}} for case, version_read in changed],
-                    match="cases.case_id = r.case_id AND cases.version = (e.item->>'version_read')::int")
+                    key="case_id", also="cases.version = (b.item->>'version_read')::int")
             else:
                 updated = conn.execute(_UPDATE_CASE, [
                     {"b_case_id": case.case_id, "b_version_read": version_read, "b_updated_at": at,
@@ -206,7 +206,7 @@ class CaseStore:
         """Write back clocks by id (the flow's moves, or the scanner's warned_at / breached_at)."""
         if self.conn.dialect.name == "postgresql":
             update_all(self.conn, sla_clocks, [{k: v for k, v in r.items() if k not in ("case_id", "stage")}
-                                               for r in rows], match="sla_clocks.id = r.id")
+                                               for r in rows], key="id")
             return
         columns = [c for c in rows[0] if c not in ("id", "case_id", "stage")]
         self.conn.execute(
@@ -255,19 +255,28 @@ def insert_all(conn: Connection, tables: list[tuple[Table, list[dict]]]) -> None
     conn.exec_driver_sql(sql, tuple(arrays))
 
 
-def update_all(conn: Connection, table: Table, rows: list[dict], match: str) -> int:
+def update_all(conn: Connection, table: Table, rows: list[dict], key: str, also: str = "") -> int:
     """PostgreSQL: update many rows of `table` in one statement from one JSON array; returns the rows updated.
 
-    Each row's keys that are columns of the table are set from it (the others, like a version read, are for
-    `match`, a condition over the table, the row as `r` and its JSON as `e.item`). Cheaper than executemany,
-    which binds and converts every value of every row in Python; rows of one call share their keys."""
+    Each row's keys that are columns of the table are set from it, the row found by `key`; keys that are not
+    columns (a version read) are for `also`, a further condition over the table and the row's JSON, `b.item`.
+    Cheaper than executemany, which binds and converts every value of every row in Python. Rows of one call
+    share their keys.
+
+    The rows are made once (a MATERIALIZED CTE) and the table is narrowed by `key = ANY(ids)`, the index's own
+    condition: joined to the function directly, the planner once hash-joined on the version, alike in every
+    row, and made each JSON row again for each of the 50,000 pairs (450 ms for a batch of 100 among 600 cases).
+    """
     if not rows:
         return 0
-    key_columns = {"case_id", "id"}
-    sets = ", ".join(f"{c.name} = r.{c.name}" for c in table.columns if c.name in rows[0] and c.name not in key_columns)
-    sql = (f"UPDATE {table.name} SET {sets} FROM json_array_elements(%s::json) AS e(item), "
-           f"LATERAL json_populate_record(NULL::{table.name}, e.item) AS r WHERE {match}")
-    return conn.exec_driver_sql(sql, (_json_rows(rows),)).rowcount
+    column = table.c[key]
+    sets = ", ".join(f"{c.name} = b.{c.name}" for c in table.columns if c.name in rows[0] and c.name != key)
+    array = "bigint[]" if column.type.python_type is int else "text[]"
+    sql = (f"WITH b AS MATERIALIZED (SELECT r.*, e.item FROM json_array_elements(%s::json) AS e(item), "
+           f"LATERAL json_populate_record(NULL::{table.name}, e.item) AS r) "
+           f"UPDATE {table.name} SET {sets} FROM b WHERE {table.name}.{key} = b.{key} "
+           f"AND {table.name}.{key} = ANY(%s::{array}){f' AND {also}' if also else ''}")
+    return conn.exec_driver_sql(sql, (_json_rows(rows), [row[key] for row in rows])).rowcount
 
 
 def _json_rows(rows: list[dict]) -> str:
