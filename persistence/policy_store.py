@@ -31,7 +31,7 @@ from earlyhelp.logs import get_logger
 from earlyhelp.workflows.sla_policy import PolicyError, SlaPolicy, policy_from_text
 from earlyhelp.workflows.sla_tracking import SlaTracker
 
-from .case_store import ConcurrencyConflict, bulk_insert, clock_from_row, clock_row
+from .case_store import CaseStore, ConcurrencyConflict, bulk_insert, clock_from_row, clock_row
 from .failures import is_lost_race
 from .tables import case_history, cases, sla_clocks, sla_policies
 
@@ -134,7 +134,7 @@ def _recompute_open(conn: Connection, tracker: SlaTracker, stale, at: datetime, 
             "previous_due_at": _iso(before[1]), "due_at": _iso(clock.due_at),
         }
     if changed_rows:
-        _update_clocks(conn, changed_rows)
+        CaseStore(conn).update_clocks(changed_rows)  # the flow's own write-back of clocks by id
     ids = [row.id for row in rows]
     for chunk in range(0, len(ids), 1000):  # every clock read is now computed under this version
         conn.execute(update(sla_clocks).where(sla_clocks.c.id.in_(ids[chunk:chunk + 1000]))
@@ -148,13 +148,6 @@ def _recompute_open(conn: Connection, tracker: SlaTracker, stale, at: datetime, 
             _history_row(case_id, c, tracker.version, at, actor_id, actor_role, cause, extra)
             for case_id, c in touched.items()])
     return Applied(tracker.version, len(changed_rows), len(touched), len(rows))
-
-
-def _update_clocks(conn: Connection, rows: list[dict]) -> None:
-    columns = ("allowance_amount", "allowance_unit", "due_at", "warning_at", "next_check_at", "policy_version")
-    conn.execute(update(sla_clocks).where(sla_clocks.c.id == bindparam("b_id"))
-                 .values(**{c: bindparam(f"b_{c}") for c in columns}),
-                 [{"b_id": r["id"], **{f"b_{c}": r[c] for c in columns}} for r in rows])
 
 
 def _history_row(case_id: str, case: dict, version: int, at: datetime, actor_id: str, actor_role: str,

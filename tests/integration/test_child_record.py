@@ -383,8 +383,8 @@ def test_migration_0005_hashes_the_identifiers_of_cases_already_stored(tmp_path)
 
 
 def test_a_batch_writes_its_hashes_and_disclosures_in_bulk(database_url):
-    """Ten cases in one transaction: the identifier hashes and disclosures go in by one COPY each on PostgreSQL
-    (by executemany on SQLite), and a change of details replaces a case's hashes."""
+    """Ten cases in one transaction: the identifier hashes and disclosures go in with the batch's other rows (one
+    statement on PostgreSQL, executemany on SQLite), and a change of details replaces a case's hashes."""
     from datetime import datetime, timezone
 
     from earlyhelp.persistence.case_store import CaseStore
