@@ -35,13 +35,12 @@ from typing import Callable
 from kombu import Connection, Consumer
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
-from earlyhelp import metrics
+from earlyhelp import buffered_amqp, metrics
 from earlyhelp.clock import next_backoff
 from earlyhelp.config import Settings
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.database import migrate
 from earlyhelp.persistence.failures import is_database_unavailable
-
 
 from . import tolerant_amqp
 from .batch import UNSETTLED, BatchProcessor, BatchResult, DatabaseUnavailable, Prepared
@@ -57,6 +56,9 @@ HEARTBEAT_EVERY_S = 0.5  # while waiting for a batch's commit (a database outage
 # A message_id or routing key that is not UTF-8, or headers nested past the recursion limit, made py-amqp
 # raise out of drain_events and stop the engine (consumers/tolerant_amqp.py).
 tolerant_amqp.install()
+# Frames cut from one recv of up to 64 KiB, not three recv calls and two timeout changes per frame
+# (earlyhelp/buffered_amqp.py).
+buffered_amqp.install()
 
 
 def broker_connection(url: str, ca_file: str | None = None) -> Connection:

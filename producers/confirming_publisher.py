@@ -30,6 +30,8 @@ from typing import Callable
 from amqp import Message, spec
 from kombu import Connection, Producer
 
+from earlyhelp.buffered_amqp import buffered_bytes
+
 CONFIRMED, RETURNED, NACKED, UNCONFIRMED = "confirmed", "returned", "nacked", "unconfirmed"
 UNPUBLISHABLE = "unpublishable"  # a stored row the AMQP library cannot encode: kept, counted, skipped
 HELD = "held"  # not sent: the broker blocks publishers; try again once it unblocks
@@ -174,7 +176,7 @@ class ConfirmingPublisher:
         """Without waiting: bytes on the socket, or in py-amqp's buffer. A drain with a timeout costs
         its whole timeout when nothing came, and poll runs before every chunk the relay publishes."""
         transport = self.connection.connection.transport
-        if getattr(transport, "_read_buffer", b""):
+        if buffered_bytes(transport):  # frames received and not yet read (earlyhelp/buffered_amqp.py)
             return True
         return bool(select.select([transport.sock], [], [], 0)[0])
 
