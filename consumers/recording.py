@@ -7,6 +7,7 @@ from the case, its version and the event type: the same transition can never be 
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -26,11 +27,21 @@ CASE_NAMESPACE = uuid.UUID("2b9c1f4e-7d3a-4e8b-8c5f-1a6d0e7b9c23")
 RECORDED_LATE_AFTER = timedelta(hours=24)
 
 
+def name_uuid(namespace: uuid.UUID, name: str) -> str:
+    """str(uuid.uuid5(namespace, name)), the same text, a third of the time: a notification takes four
+    (its case id and three event ids), and building each UUID object cost more than its SHA-1."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
 def case_id_for(source: str, notification_id: str) -> str:
     """A case's id follows from its notification's source and id (ids are unique per source), so two
     workers racing on one notification collide. Cases opened before ids were per source keep the id
     they were given (uuid5 of the notification id alone): a case id is never recomputed."""
-    return str(uuid.uuid5(CASE_NAMESPACE, f"{source}/{notification_id}"))
+    return name_uuid(CASE_NAMESPACE, f"{source}/{notification_id}")
 
 
 def notification_key(source: str, notification_id: str) -> str:
@@ -45,7 +56,7 @@ def command_key(command_id: str, sender: str | None) -> str:
 
 
 def event_id_for(case_id: str, sequence: int, event_type: str) -> str:
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{case_id}/{sequence}/{event_type}"))
+    return name_uuid(EVENT_NAMESPACE, f"{case_id}/{sequence}/{event_type}")
 
 
 def case_event(case: Case, change: Change, recorded_at: datetime, event_id: str | None = None) -> dict:

@@ -12,12 +12,14 @@ dead-letter copy's headers) and for PostgreSQL a DETAIL line quoting the offendi
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sqlite3
 import sys
 import traceback
 
+import orjson
 import structlog
 from sqlalchemy import exc as sa_exc
 
@@ -148,6 +150,18 @@ class SafeFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
+def _json_line(event_dict, **dumps_kw) -> str:
+    """orjson where it gives what json.dumps would (ASCII only, string keys, 64-bit integers): a line per
+    message handled, and orjson takes a twentieth of the time. Anything else goes the standard way."""
+    try:
+        line = orjson.dumps(event_dict, default=dumps_kw.get("default")).decode()
+        if line.isascii():
+            return line
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    return json.dumps(event_dict, separators=(",", ":"), **dumps_kw)
+
+
 def configure_logging(level: str = "INFO", stream=None) -> None:
     """JSON lines to stderr (or `stream`); safe to call more than once."""
     logging.basicConfig(format="%(message)s", stream=stream or sys.stderr, level=level, force=True)
@@ -165,7 +179,7 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
             _drop_personal_keys,
             _render_exceptions,
             _scrub_values,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json_line),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),

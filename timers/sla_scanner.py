@@ -9,7 +9,6 @@ clocks with `FOR UPDATE SKIP LOCKED`; SQLite has one writer at a time. The scan 
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import datetime
 from typing import Callable
 
@@ -17,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from earlyhelp import metrics
-from earlyhelp.consumers.recording import EVENT_NAMESPACE, case_event, outbox_row
+from earlyhelp.consumers.recording import EVENT_NAMESPACE, case_event, name_uuid, outbox_row
 from earlyhelp.logs import get_logger
 from earlyhelp.persistence.case_store import CaseStore, clock_from_row, clock_row
 from earlyhelp.persistence.policy_store import PolicyWatcher
@@ -31,7 +30,7 @@ log = get_logger("earlyhelp.sla")
 
 def sla_event_id(case_id: str, event_type: str) -> str:
     """Once per case and stage and kind: the id cannot differ between two workers or two scans."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{case_id}/{event_type}"))
+    return name_uuid(EVENT_NAMESPACE, f"{case_id}/{event_type}")
 
 
 class SlaScanner:

@@ -32,3 +32,21 @@ def test_case_ids_and_processed_keys_are_per_source_and_per_sender():
     assert command_key("c-1", "triage-team") == "command:triage-team:c-1"
     # A user name holding the separator cannot reach into another sender's namespace.
     assert command_key("b:c", "a") != command_key("c", "a:b")
+
+
+def test_ids_are_the_uuid5_text_they_always_were():
+    """Case and event ids are stored and published: name_uuid must give uuid.uuid5's text exactly, for any name."""
+    import random
+    import uuid
+
+    from earlyhelp.consumers.recording import CASE_NAMESPACE, EVENT_NAMESPACE, event_id_for, name_uuid
+
+    rng = random.Random(5)
+    names = ["", "school/oakwood-1", "é/ü/漢字/🙂", "\x00\x7f"] + [
+        "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randrange(0, 80))) for _ in range(500)]
+    for name in names:
+        for namespace in (CASE_NAMESPACE, EVENT_NAMESPACE, uuid.NAMESPACE_DNS):
+            assert name_uuid(namespace, name) == str(uuid.uuid5(namespace, name))
+    # Ids already stored stay findable: a case id and an event id as uuid.uuid5 made them before.
+    assert case_id_for("school", "oakwood-1") == "5102a86d-796b-52aa-bf9f-84b43f32a174"
+    assert event_id_for("c-1", 3, "case.checked") == "6b527a5c-5530-5194-b1fc-dfccf75b07ad"
