@@ -33,6 +33,69 @@ def deliveries(messages, exchange):
                      delivery_tag=i) for i, (k, b) in enumerate(messages)]
 
 
+class StatementTimer:
+    """Wall time of each SQL statement the engine runs, by phase and by what it is ("INSERT cases",
+    "UPDATE outbox", "COMMIT"): the time the handling thread waits on the database, statement by statement."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import event
+
+        self.phase, self.spent, self.count, self._started = "", {}, {}, []
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        event.listen(engine, "commit", self._before_commit)
+        event.listen(engine, "engine_connect", lambda conn: None)
+        self._engine = engine
+
+    @staticmethod
+    def kind(statement: str) -> str:
+        import re
+
+        words = statement.split()
+        verb = words[0].upper() if words else "?"
+        if verb == "WITH":  # insert_all / update_all: named by what they write
+            target = re.search(r"\b(INSERT INTO|UPDATE)\s+(\w+)", statement)
+            return f"WITH … {target.group(1).split()[0]} {target.group(2)}" if target else "WITH"
+        table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement)
+        return f"{verb} {table.group(1)}" if table else verb
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self._started.append(time.perf_counter())
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        self._add(self.kind(statement), time.perf_counter() - self._started.pop())
+
+    def _before_commit(self, conn):
+        # The commit's own time: measured around the DBAPI commit by wrapping it once per connection.
+        raw = conn.connection.dbapi_connection
+        if getattr(raw, "_timed", False):
+            return
+        original = raw.commit
+
+        def timed_commit():
+            started = time.perf_counter()
+            try:
+                return original()
+            finally:
+                self._add("COMMIT", time.perf_counter() - started)
+        try:
+            raw.commit, raw._timed = timed_commit, True
+        except AttributeError:  # a DBAPI connection that takes no attributes: commits go untimed
+            pass
+
+    def _add(self, kind: str, seconds: float) -> None:
+        key = (self.phase, kind)
+        self.spent[key] = self.spent.get(key, 0.0) + seconds
+        self.count[key] = self.count.get(key, 0) + 1
+
+    def table(self, messages: dict[str, int]) -> str:
+        rows = sorted(self.spent.items(), key=lambda kv: (kv[0][0], -kv[1]))
+        return h.markdown_table(
+            ["phase", "statement", "times run", "µs per message (wall)"],
+            [[phase, kind, self.count[(phase, kind)], f"{1e6 * spent / messages[phase.split(':')[0]]:,.0f}"]
+             for (phase, kind), spent in rows])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=5000)
@@ -40,6 +103,8 @@ def main() -> int:
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true", help="time only: no cProfile overhead, no listings")
+    parser.add_argument("--statements", action="store_true",
+                        help="also the wall time of each kind of SQL statement, µs per message (who waits on the database)")
     args = parser.parse_args()
     from earlyhelp.consumers.batch import BatchProcessor
     from earlyhelp.persistence.database import make_engine
@@ -65,6 +130,7 @@ def main() -> int:
     with h.BenchEnv("profile", max_seconds=600) as env:
         url = env.new_sqlite("profile") if args.sqlite else env.new_postgres("profile")
         engine = make_engine(url)
+        statements = StatementTimer(engine) if args.statements else None
         clock = lambda: datetime.now(timezone.utc)  # noqa: E731
         processor = BatchProcessor(engine, clock, DEFAULT_DISTRICTS)
         relay = OutboxRelay(engine, lambda: None, clock)
@@ -80,6 +146,8 @@ def main() -> int:
             started, cpu = time.perf_counter(), time.process_time()
             if not args.no_profile:
                 profiler.enable()
+            if statements:
+                statements.phase = f"{name}: handling"
             for i in range(0, len(items), size):
                 processor.process(items[i:i + size])
             profiler.disable()
@@ -88,6 +156,8 @@ def main() -> int:
             started, cpu = time.perf_counter(), time.process_time()
             if not args.no_profile:
                 relay_profiler.enable()
+            if statements:
+                statements.phase = f"{name}: relay"
             while relay.publish_pending():
                 pass
             relay_profiler.disable()
@@ -109,6 +179,9 @@ def main() -> int:
                 print(f"\n### {what}, by {key}\n```")
                 print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
                 print("```")
+    if statements:
+        print()
+        print(statements.table({name: n_items for name, _, _, _, n_items in results}))
     print()
     print(h.machine_markdown())
     return 0
