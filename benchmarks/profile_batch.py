@@ -53,7 +53,7 @@ class StatementTimer:
 
         words = statement.split()
         verb = words[0].upper() if words else "?"
-        if verb == "WITH":  # insert_all / update_all: named by what they write
+        if verb == "WITH":  # write_all: named by the first table it writes
             target = re.search(r"\b(INSERT INTO|UPDATE)\s+(\w+)", statement)
             return f"WITH … {target.group(1).split()[0]} {target.group(2)}" if target else "WITH"
         table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement)

@@ -67,11 +67,6 @@ class OutboxRelay:
         if self._blocked(publisher):
             return 0
         with self.engine.begin() as conn:
-            if self._locks:
-                # What this transaction stores is only which rows were confirmed: lost in a crash, they are
-                # published again under the same event ids (at-least-once, as any crash between publish and
-                # mark). So it need not wait for its WAL to reach the disk, nor hold up the handlers' commits.
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             query = (select(outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body, outbox.c.headers,
                             outbox.c.properties, outbox.c.mandatory)
                      .where(outbox.c.published_at.is_(None), _not_given_up)
