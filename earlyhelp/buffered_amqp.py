@@ -71,9 +71,9 @@ def _fill(transport, buffer: bytearray, pos: int, needed: int) -> int:
             data = transport.sock.recv(max(READ_SIZE, needed - len(buffer)))
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EINTR):
-                # As py-amqp's _read: before any byte of a frame, a raise_on_initial_eintr transport
-                # reports a timeout; part-way through one, it reads on.
-                if not buffer and transport.raise_on_initial_eintr:
+                # As py-amqp's _read: while reading a frame's header, a raise_on_initial_eintr transport
+                # reports a timeout (what came stays buffered); part-way through its payload, it reads on.
+                if len(buffer) < 7 and transport.raise_on_initial_eintr:
                     raise socket.timeout() from exc
                 continue
             raise

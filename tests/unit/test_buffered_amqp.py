@@ -170,3 +170,16 @@ def test_install_is_what_the_engine_runs_and_uninstall_puts_py_amqps_back():
         assert TCPTransport.read_frame is buffered_amqp._original_read_frame
     finally:
         buffered_amqp.install()
+
+
+def test_a_non_blocking_read_before_a_whole_header_is_a_timeout_and_keeps_the_bytes(pair):
+    ours, theirs = pair
+    whole = frame(1, 0, b"abc")
+    theirs.sendall(whole[:3])
+    ours.setblocking(False)  # drain_events(timeout=0): recv raises EAGAIN once the socket is empty
+    transport = transport_on(ours)
+    with pytest.raises(socket.timeout):
+        buffered_amqp.read_frame(transport)
+    assert buffered_amqp.buffered_bytes(transport) == 3
+    theirs.sendall(whole[3:])
+    assert buffered_amqp.read_frame(transport) == (1, 0, b"abc")
