@@ -502,9 +502,11 @@ def notification_messages(prefix: str, count: int, start: int = 0):
 
 
 def _minutes_ago(minutes: int) -> str:
-    from datetime import datetime, timedelta, timezone
+    from datetime import timedelta
 
-    return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    from earlyhelp.clock import utc_now
+
+    return (utc_now() - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _letters(number: int) -> str:

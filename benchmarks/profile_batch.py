@@ -43,9 +43,7 @@ class StatementTimer:
         self.phase, self.spent, self.count, self._started = "", {}, {}, []
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
-        event.listen(engine, "commit", self._before_commit)
-        event.listen(engine, "engine_connect", lambda conn: None)
-        self._engine = engine
+        event.listen(engine, "commit", self._time_commits)
 
     @staticmethod
     def kind(statement: str) -> str:
@@ -65,8 +63,8 @@ class StatementTimer:
     def _after(self, conn, cursor, statement, parameters, context, executemany):
         self._add(self.kind(statement), time.perf_counter() - self._started.pop())
 
-    def _before_commit(self, conn):
-        # The commit's own time: measured around the DBAPI commit by wrapping it once per connection.
+    def _time_commits(self, conn):
+        # A commit's own time: the DBAPI connection's commit, wrapped once per connection.
         raw = conn.connection.dbapi_connection
         if getattr(raw, "_timed", False):
             return

@@ -94,8 +94,10 @@ def run_config(env: h.BenchEnv, label: str, database: str, workers: int, n: int,
 def start_spy(pid: int, stem: Path) -> subprocess.Popen:
     if shutil.which("py-spy") is None:
         raise RuntimeError("py-spy is not installed: pip install py-spy")
-    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--nonblocking", "--threads", "--rate", "250", *(["--idle"] if os.environ.get("SPY_IDLE") else []), *(["--gil"] if os.environ.get("SPY_GIL") else []),
-                             "--format", "raw", "-o", f"{stem}.txt"], stdout=subprocess.DEVNULL,
+    # SPY_IDLE=1: idle threads too (where a thread waits); SPY_GIL=1: only the thread holding the GIL.
+    modes = [flag for flag, env in (("--idle", "SPY_IDLE"), ("--gil", "SPY_GIL")) if os.environ.get(env)]
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--nonblocking", "--threads", "--rate", "250",
+                             *modes, "--format", "raw", "-o", f"{stem}.txt"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
 
