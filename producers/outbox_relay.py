@@ -107,6 +107,10 @@ class OutboxRelay:
                 raise UnconfirmedPublish(f"{len(failed)} outbox rows were not confirmed")
         return len(confirmed)
 
+    def wait_started(self, timeout: float, stopping: threading.Event) -> bool:
+        """A relay thread is ready as soon as it runs (relay_process.py's child takes a second to start)."""
+        return True
+
     def drain(self, timeout: float = 10.0) -> int:
         """Publish until nothing is pending or `timeout` passes (used at shutdown and by tests)."""
         deadline, total = time.monotonic() + timeout, 0

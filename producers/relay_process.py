@@ -12,7 +12,9 @@ What crosses between the two processes, and nothing else:
 - what the relay reports, in shared memory the child writes and the engine reads every quarter second:
   events published (earlyhelp_outbox_published_total), whether the broker blocks publishers
   (earlyhelp_broker_blocked), and its database reads' outcome (/readyz);
-- a stop flag, in shared memory too: set when the engine stops, after its last batch committed; the child
+- "started", in shared memory too: the engine waits for it (consumers/runtime.py, RELAY_STARTUP_S)
+  before it consumes;
+- a stop flag, likewise: set when the engine stops, after its last batch committed; the child
   then publishes what is pending (up to DRAIN_SECONDS) and exits.
 None of them is a multiprocessing Event: its set() waits for every sleeper to wake, so a child killed while
 it waited would hang the engine's next set() for ever (a test killing the child found it). A pipe write that
@@ -31,6 +33,7 @@ import os
 import select
 import signal
 import threading
+import time
 from functools import partial
 
 from earlyhelp import metrics
@@ -52,6 +55,7 @@ class _Reports:
         self.blocked = context.RawValue("b", 0)
         self.database_up = context.RawValue("b", 1)
         self.database_reports = context.RawValue("q", 0)  # counts reports, so a repeat "up" is seen too
+        self.started = context.RawValue("b", 0)  # set once the child has imported and built its relay
 
     # -- the child's side ------------------------------------------------------------------------
     def add_published(self, count: int) -> None:
@@ -89,16 +93,21 @@ class RelayProcess:
         """The engine's supervising thread: start the child, forward its reports, start it again if it dies."""
         backoff = 1.0
         while not stop.is_set():
-            self._start()
-            while self._process.is_alive() and not stop.wait(FORWARD_EVERY_S):
+            try:
+                self._start()
+            except Exception as error:  # noqa: BLE001 - e.g. out of processes or files: the thread must go on
+                log.error("could not start the outbox relay process; trying again", error=type(error).__name__,
+                          detail=str(error)[:200], retry_in_s=backoff)
+            else:
+                while self._process.is_alive() and not stop.wait(FORWARD_EVERY_S):
+                    self._forward()
                 self._forward()
-            self._forward()
-            if stop.is_set():
-                break
-            self.restarts += 1
-            metrics.RELAY_RESTARTS.inc()
-            log.error("the outbox relay process ended; starting it again", exit_code=self._process.exitcode,
-                      restarts=self.restarts, retry_in_s=backoff)
+                if stop.is_set():
+                    break
+                self.restarts += 1
+                metrics.RELAY_RESTARTS.inc()
+                log.error("the outbox relay process ended; starting it again", exit_code=self._process.exitcode,
+                          restarts=self.restarts, retry_in_s=backoff)
             stop.wait(backoff)
             backoff = next_backoff(backoff)
         self._stop.value = 1  # the child publishes what is pending, then exits (drain waits for it)
@@ -112,17 +121,31 @@ class RelayProcess:
             if self._process.is_alive():
                 log.warning("the outbox relay process did not stop in time; ending it",
                             pending_rows_stay_in_the_outbox=True)
-                self._process.terminate()
+                self._process.kill()  # SIGKILL: the child ignores SIGTERM (module docstring)
                 self._process.join(5.0)
         self._forward()
         return self._reports.published.value - before
 
+    def wait_started(self, timeout: float, stopping: threading.Event) -> bool:
+        """Wait until the child is ready to publish (about 0.8 s of imports), so that the engine does not
+        consume into an outbox nobody publishes yet: at a start with a backlog, a second of batches would
+        pile up and then go out in a burst. False if it is not ready within `timeout` (the engine goes on:
+        the events wait in the outbox)."""
+        deadline = time.monotonic() + timeout
+        while not self._reports.started.value:
+            if stopping.is_set() or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def _start(self) -> None:
-        self._process = self._context.Process(
+        self._reports.started.value = 0
+        process = self._context.Process(
             target=_child_main, name="earlyhelp-relay", daemon=True,
             args=(self.settings, self.log_level, self._wake_reader, self._stop, self._reports, os.getpid()))
-        self._process.start()
-        log.info("outbox relay process started", pid=self._process.pid)
+        process.start()
+        self._process = process  # only a started one: drain joins it
+        log.info("outbox relay process started", pid=process.pid)
 
     def _forward(self) -> None:
         reports, seen = self._reports, self._seen
@@ -191,6 +214,7 @@ def _child_main(settings, log_level: str, wake_connection, stop_flag, reports: _
                         on_return=redeclare_topology, on_database_state=reports.database_state,
                         on_published=reports.add_published, on_blocked=reports.set_blocked,
                         wake=_WakeReader(wake_connection))
+    reports.started.value = 1
     stop, orphaned = threading.Event(), threading.Event()
     threading.Thread(target=_watch, args=(stop_flag, parent_pid, stop, orphaned), name="stop-watch",
                      daemon=True).start()

@@ -54,7 +54,8 @@ def test_events_are_published_by_a_child_process_and_counted_in_the_engines_metr
     relay = running.runtime.relay
     try:
         assert isinstance(relay, RelayProcess), "auto: PostgreSQL and a real broker take the relay process"
-        wait_until(lambda: relay.pid is not None, what="the relay process started")
+        # Consuming began (the engine is ready) only once the child was ready to publish.
+        assert relay.pid is not None and relay._reports.started.value == 1
         assert relay.pid != os.getpid() and parent_of(relay.pid) == os.getpid()
         bodies = [send_notification(upstream, notification_body(notification_id=f"relay-{i}")) for i in range(3)]
         checked = tap.wait_for(lambda e: e["event_type"] == "case.checked", count=3)
