@@ -214,18 +214,12 @@ class Worker(ServeProcess):
         return self.proc.pid
 
     def memory(self) -> dict[str, int]:
-        """VmRSS and VmHWM (peak RSS) in KiB, from /proc/<pid>/status: the worker's own plus its children's
-        (serve's outbox relay process and multiprocessing's resource tracker), each summed."""
-        out = {"VmRSS": 0, "VmHWM": 0}
-        for pid in [self.pid, *children_of(self.pid)]:
-            try:
-                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-            except OSError:  # a child gone between listing and reading
-                continue
-            for line in lines:
-                key, _, value = line.partition(":")
-                if key in out:
-                    out[key] += int(value.split()[0])
+        """VmRSS and VmHWM (peak RSS) in KiB, from /proc/<pid>/status."""
+        out = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
         return out
 
     def stop(self, timeout: float = 60.0) -> int:
@@ -394,8 +388,7 @@ def rates(times: list[float], count: int) -> dict[str, float]:
 
 
 # -- CPU share -----------------------------------------------------------------------------------
-# "relays": the workers' child processes (`serve`'s outbox relay process, producers/relay_process.py).
-CPU_GROUPS = ("workers", "relays", "beam.smp", "postgres", "benchmark")
+CPU_GROUPS = ("workers", "beam.smp", "postgres", "benchmark")
 
 
 def _proc_stat(pid: int) -> tuple[int, int, int]:
@@ -405,24 +398,10 @@ def _proc_stat(pid: int) -> tuple[int, int, int]:
     return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
 
 
-def children_of(pid: int) -> list[int]:
-    """The pids whose parent is `pid`, from /proc."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if _proc_stat(int(entry.name))[0] == pid:
-                    found.append(int(entry.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    return found
-
-
 def cpu_reading(env: BenchEnv, workers: list[int]) -> tuple[float, dict[str, dict[int, int]]]:
     """The time and the CPU ticks so far of each process in each of CPU_GROUPS, for cpu_shares.
 
-    workers: the given pids (`earlyhelp serve` or bare relays); relays: their children (serve's outbox relay
-    process); beam.smp: the RabbitMQ node;
+    workers: the given pids (`earlyhelp serve` or bare relays); beam.smp: the RabbitMQ node;
     postgres: the postmaster and all its children; benchmark: this process (the subscriber thread,
     and the main thread waiting). The postmaster's count includes the time of the children it has
     reaped, so a backend that exits inside the window is counted too.
@@ -439,8 +418,6 @@ def cpu_reading(env: BenchEnv, workers: list[int]) -> tuple[float, dict[str, dic
             continue
         if pid in workers:
             groups["workers"][pid] = own
-        elif parent in workers:
-            groups["relays"][pid] = own
         elif pid == servers["beam.smp"]:
             groups["beam.smp"][pid] = own
         elif pid == servers["postgres"]:

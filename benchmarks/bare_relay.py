@@ -111,7 +111,7 @@ def main() -> int:
         for i in range(args.repeat):
             r = measure(env, messages, args.relays)
             rows.append([i + 1, args.relays, args.messages, f"{r['rate']:,.0f}", f"{r['steady']:,.0f}"]
-                        + [h.cpu_cell(r["cpu"], g) for g in h.CPU_GROUPS if g != "relays"])
+                        + [h.cpu_cell(r["cpu"], g) for g in h.CPU_GROUPS])
             h.log(f"bare relay run {i + 1}: {r['rate']:,.0f} msg/s; CPU {h.cpu_text(r['cpu'], 'relay')}")
             time.sleep(1)
     print(h.markdown_table(["run", "relays", "messages", "msg/s (first→last)", "msg/s (10–90 %)",

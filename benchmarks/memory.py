@@ -8,8 +8,7 @@ are bulk-loaded straight into PostgreSQL with COPY (clones of the template under
 case and event ids, outbox rows marked published: not through the broker), up to 250k, 500k and 1M
 stored cases; after each load the worker handles M new notifications and M triage commands on
 random loaded cases (each once), and its VmRSS and VmHWM are read from /proc/<pid>/status (also
-sampled every 0.2 s while it works: the peak is shown), summed over `serve` and its child processes
-(the outbox relay process on PostgreSQL, and multiprocessing's resource tracker).
+sampled every 0.2 s while it works: the peak is shown).
 
     python benchmarks/memory.py [--stages 0,250000,500000,1000000] [--stream 5000] [--no-outbox]
 """

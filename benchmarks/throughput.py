@@ -160,8 +160,7 @@ def main() -> int:
     print()
     print("CPU over the same 10–90 % windows, % of one core (the machine has "
           f"{os.cpu_count()} cores, so {100 * (os.cpu_count() or 1)} % is all of it):\n")
-    print(h.markdown_table(["what", "database", "workers", "earlyhelp serve (all workers)",
-                            "their outbox relay processes", "beam.smp",
+    print(h.markdown_table(["what", "database", "workers", "earlyhelp serve (all workers)", "beam.smp",
                             "postgres (postmaster + backends)", "benchmark (subscriber)",
                             "bare relay: relay", "bare relay: beam.smp"], cpu_rows))
     print()

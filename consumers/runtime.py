@@ -2,8 +2,7 @@
 
 The loop: drain deliveries from the broker (up to a batch, waiting a few milliseconds for more once
 one has come) → BatchProcessor (one transaction) → ack the batch with one `multiple` ack → wake the
-outbox relay. The relay (its own thread, or on PostgreSQL its own process, and connections) publishes what
-the transaction stored; consuming starts once it is ready.
+outbox relay. The relay (its own thread and connection) publishes what the transaction stored.
 
 Two batches are in hand at once, so the phases that wait on different things overlap: while a handling
 thread runs batch N's transaction (mostly waiting on PostgreSQL), the consuming thread drains and parses
@@ -52,7 +51,6 @@ log = get_logger("earlyhelp.engine")
 
 COLLECT_WAIT_S = 0.003  # once one delivery has come, how long to wait for more to fill a batch
 FAULT_PAUSE_S = 1.0  # after a batch failed in a way no message should cause, before taking the next
-RELAY_STARTUP_S = 15.0  # the relay process's imports take about a second; consuming waits for it
 HEARTBEAT_EVERY_S = 0.5  # while waiting for a batch's commit (a database outage can hold it for minutes)
 
 # A message_id or routing key that is not UTF-8, or headers nested past the recursion limit, made py-amqp
@@ -170,8 +168,6 @@ class EngineRuntime:
                                      daemon=True) for t in self.extra_threads]
         for thread in threads:
             thread.start()
-        if not self.relay.wait_started(RELAY_STARTUP_S, self.stopping):
-            log.warning("the outbox relay is not ready; consuming anyway, its events wait in the outbox")
         log.info("engine started", broker=url_without_password(self.settings.broker_url), database=self.db.dialect.name)
         self._handler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-handler")
         try:

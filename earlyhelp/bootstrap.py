@@ -1,8 +1,7 @@
 """The composition root: settings in, a wired engine out. The one place the engine's parts are built.
 
     settings → database engine → SLA policy and tracker → senders policy → flow (command table, clocks,
-    senders) → batch processor → outbox relay (a thread, or a process of its own) → SLA scanner →
-    EngineRuntime, which only runs them.
+    senders) → batch processor → outbox relay → SLA scanner → EngineRuntime, which only runs them.
 
 `serve`, the demo and the tests' RunningEngine all start the engine through `bootstrap`; a bad SLA policy or
 senders file raises here (PolicyError, SendersError), before anything connects.
@@ -16,13 +15,11 @@ from typing import Callable
 
 from earlyhelp.clock import utc_now
 from earlyhelp.config import Settings
-from earlyhelp.logs import current_log_level
 from earlyhelp.consumers.batch import BatchProcessor
 from earlyhelp.consumers.runtime import EngineRuntime, EngineStatus, broker_connection, redeclare_topology
 from earlyhelp.persistence.database import make_engine
 from earlyhelp.persistence.policy_store import PolicyWatcher
 from earlyhelp.producers.outbox_relay import OutboxRelay
-from earlyhelp.producers.relay_process import RelayProcess
 from earlyhelp.timers.sla_scanner import SlaScanner
 from earlyhelp.workflows.case_flow import CaseFlow
 from earlyhelp.workflows.senders import load_senders
@@ -51,11 +48,7 @@ def bootstrap(settings: Settings, clock: Callable[[], datetime] = utc_now, *, mi
     processor = BatchProcessor(db, clock, settings.district_names, flow=flow,
                                on_database_state=status.database_state, should_stop=status.stopping.is_set,
                                sleep=status.patient_sleep, before_batch=policy_watcher.refresh)
-    if settings.relay_in_a_process:
-        # Its own process, on the real clock (the child cannot be handed `clock`): producers/relay_process.py.
-        relay = RelayProcess(settings, on_database_state=status.database_state, log_level=current_log_level())
-    else:
-        relay = OutboxRelay(db, connect, clock, on_return=redeclare_topology, on_database_state=status.database_state)
+    relay = OutboxRelay(db, connect, clock, on_return=redeclare_topology, on_database_state=status.database_state)
     scanner = SlaScanner(db, sla, clock, on_raised=relay.wake.set, policy_watcher=policy_watcher)
     scan = partial(scanner.run, interval=settings.sla_scan_interval)
     scan.__name__ = "sla-scanner"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, FilePath, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,11 +44,6 @@ class Settings(BaseSettings):
     # the engine (kombu) and the pika clients with amqps:// URLs, the host name checked too. Without it
     # amqps:// is verified against the system's CAs. Set with an amqp:// URL it is an error, not plaintext.
     broker_ca_file: FilePath | None = None
-    # Where the outbox relay runs: "process" (a child of `serve`, with its own connections), "thread" (beside
-    # the handling thread, in one process), or "auto": a process on PostgreSQL with a real broker, a thread
-    # otherwise. A process takes the relay's publishing off the worker's GIL (README "Performance"); SQLite
-    # has one writer at a time, and memory:// lives in one process.
-    relay: Literal["auto", "process", "thread"] = "auto"
 
     @field_validator("database_url")
     @classmethod
@@ -74,22 +68,6 @@ class Settings(BaseSettings):
             raise ValueError("EARLYHELP_BROKER_CA_FILE is set but EARLYHELP_BROKER_URL is not amqps://: "
                              "refusing to connect without TLS")
         return value
-
-    @field_validator("relay")
-    @classmethod
-    def _process_relay_needs_postgres(cls, value: str, info: ValidationInfo) -> str:
-        database, broker = str(info.data.get("database_url") or ""), str(info.data.get("broker_url") or "")
-        if value == "process" and not database.startswith("postgresql"):
-            raise ValueError("EARLYHELP_RELAY=process needs PostgreSQL: SQLite takes one writer at a time")
-        if value == "process" and broker.startswith("memory://"):
-            raise ValueError("EARLYHELP_RELAY=process needs a real broker: memory:// lives in one process")
-        return value
-
-    @property
-    def relay_in_a_process(self) -> bool:
-        if self.relay == "auto":
-            return self.database_url.startswith("postgresql") and not self.is_memory_broker
-        return self.relay == "process"
 
     def __repr_args__(self):
         # Masks every text setting, not only the two URLs: model_copy(update=...) skips the validators

@@ -187,10 +187,5 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
     )
 
 
-def current_log_level() -> str:
-    """The level configure_logging set, by name: for a child process that logs as its parent does."""
-    return logging.getLevelName(logging.getLogger().getEffectiveLevel())
-
-
 def get_logger(name: str):
     return structlog.get_logger(name)

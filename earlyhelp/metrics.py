@@ -19,8 +19,6 @@ CASES_BY_STATE = Gauge("earlyhelp_cases", "Cases by state", ["state"])
 SLA_EVENTS = Counter("earlyhelp_sla_events_total", "SLA warnings and breaches raised", ["kind", "stage"])
 BROKER_CONNECTED = Gauge("earlyhelp_broker_connected", "1 while the engine holds its broker connection")
 DATABASE_UP = Gauge("earlyhelp_database_up", "1 while the last database transaction succeeded")
-RELAY_RESTARTS = Counter("earlyhelp_relay_restarts_total",
-                         "Times serve started its outbox relay process again after it ended unasked")
 BROKER_BLOCKED = Gauge("earlyhelp_broker_blocked", "1 while the broker blocks the relay's publishes (memory or disk alarm)")
 SLA_OVERDUE = Gauge("earlyhelp_sla_overdue", "Open SLA clocks past their due time, by stage", ["stage"])
 GAUGES_REFRESHED = Gauge("earlyhelp_case_gauges_refreshed_timestamp_seconds",

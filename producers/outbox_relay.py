@@ -45,20 +45,14 @@ PRUNE_EVERY_S = 60.0
 class OutboxRelay:
     def __init__(self, engine: Engine, connect: Callable[[], Connection], clock: Callable[[], datetime],
                  batch_size: int = 500, on_return: Callable[[Connection], None] | None = None,
-                 on_database_state: Callable[[bool], None] | None = None,
-                 on_published: Callable[[int], None] = metrics.EVENTS_PUBLISHED.inc,
-                 on_blocked: Callable[[bool], None] = lambda blocked: metrics.BROKER_BLOCKED.set(int(blocked)),
-                 wake=None) -> None:
+                 on_database_state: Callable[[bool], None] | None = None) -> None:
         self.engine, self.connect, self.clock = engine, connect, clock
         self.batch_size = batch_size
         self.on_return = on_return  # e.g. redeclare the topology when a dead-letter copy came back
         # The relay reads the outbox every half second even when no message comes: it is what notices
         # (for /readyz) that the database went away while the engine is idle.
         self.on_database_state = on_database_state or (lambda up: None)
-        # What it reports, and what wakes it (anything with wait(timeout) and clear()), are given by a relay
-        # in a process of its own (relay_process.py): shared memory and a pipe to the engine's process.
-        self.on_published, self.on_blocked = on_published, on_blocked
-        self.wake = wake if wake is not None else threading.Event()
+        self.wake = threading.Event()
         self._connection: Connection | None = None
         self._publisher: ConfirmingPublisher | None = None
         self._locks = engine.dialect.name == "postgresql"
@@ -95,7 +89,7 @@ class OutboxRelay:
             for row_id, outcome in failed:
                 conn.execute(update(outbox).where(outbox.c.id == row_id)
                              .values(attempts=outbox.c.attempts + 1, last_error=outcome))
-        self.on_published(len(confirmed))
+        metrics.EVENTS_PUBLISHED.inc(len(confirmed))
         if failed:
             log.error("outbox rows not confirmed; kept for retry", count=len(failed),
                       outcomes=sorted({o for _, o in failed}))
@@ -106,10 +100,6 @@ class OutboxRelay:
             if not confirmed and not publisher.blocked and any(o != UNPUBLISHABLE for _, o in failed):
                 raise UnconfirmedPublish(f"{len(failed)} outbox rows were not confirmed")
         return len(confirmed)
-
-    def wait_started(self, timeout: float, stopping: threading.Event) -> bool:
-        """A relay thread is ready as soon as it runs (relay_process.py's child takes a second to start)."""
-        return True
 
     def drain(self, timeout: float = 10.0) -> int:
         """Publish until nothing is pending or `timeout` passes (used at shutdown and by tests)."""
@@ -134,7 +124,7 @@ class OutboxRelay:
         metrics.OUTBOX_OLDEST_SECONDS.set((self.clock() - oldest).total_seconds() if oldest else 0)
         return count
 
-    # -- the loop the engine runs in a thread (or relay_process.py in a process) ------------------
+    # -- the loop the engine runs in a thread ----------------------------------------------------
     def run(self, stop: threading.Event, idle_wait: float = 0.5) -> None:
         self._stop = stop
         backoff = 0.2
@@ -172,7 +162,7 @@ class OutboxRelay:
         blocked = publisher.poll()
         if blocked != self._was_blocked:
             self._was_blocked = blocked
-            self.on_blocked(blocked)
+            metrics.BROKER_BLOCKED.set(1 if blocked else 0)
             if blocked:
                 log.warning("the broker blocks publishers (a memory or disk alarm); the outbox waits")
             else:

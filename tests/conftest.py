@@ -47,25 +47,14 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(autouse=True)
-def test_clock(request, monkeypatch):
-    """Tests that start the engine or the tools run at clock.ANCHOR, unless marked `today`.
-
-    Processes the test process spawns itself (an in-process engine's outbox relay process on PostgreSQL,
-    started by multiprocessing with os.environ) start on the test's clock too, as `child_env` does for the
-    commands tests start; each is a second or so behind, which the relay's stamps do not mind."""
+def test_clock(request):
+    """Tests that start the engine or the tools run at clock.ANCHOR, unless marked `today`."""
     folder = request.node.path.parent.name
     if folder not in clock.ANCHORED_FOLDERS or request.node.get_closest_marker("today"):
-        _spawned_children_on_the_test_clock(monkeypatch)
         yield clock.now()
         return
     with time_machine.travel(clock.ANCHOR, tick=True):
-        _spawned_children_on_the_test_clock(monkeypatch)
         yield clock.ANCHOR
-
-
-def _spawned_children_on_the_test_clock(monkeypatch) -> None:
-    for name, value in clock.child_env({"PYTHONPATH": os.environ.get("PYTHONPATH", "")}).items():
-        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")

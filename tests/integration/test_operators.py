@@ -260,23 +260,19 @@ def test_metrics_scraped_from_a_running_engine_change_as_messages_flow(settings,
         assert upstream.publish("earlyhelp.notifications", "notification.school", b"[]").ok
         tap.wait_for(lambda e: e["event_type"] == "case.checked", count=3)
         tap.wait_for(lambda e: e["event_type"] == "notification.rejected")
+        deadline = time.monotonic() + 10
+        while scrape(port).get('earlyhelp_cases{state="checked"}') != 3.0:
+            assert time.monotonic() < deadline, "the cases gauge never showed the three checked cases"
+            time.sleep(0.1)
+        after = scrape(port)
+
         def delta(prefix):
             return sum(v for k, v in after.items() if k.startswith(prefix)) - \
                 sum(v for k, v in before.items() if k.startswith(prefix))
 
-        # On PostgreSQL the relay is a process of its own: its publishes reach /metrics within a quarter second.
-        deadline = time.monotonic() + 10
-        while True:
-            after = scrape(port)
-            if (after.get('earlyhelp_cases{state="checked"}') == 3.0
-                    and delta("earlyhelp_outbox_published_total") >= 3 + 3 + 1 + 1):  # received, checked, rejected, copy
-                break
-            assert time.monotonic() < deadline, ("the cases gauge never showed the three checked cases, or the "
-                                                 "published count never rose by the eight rows")
-            time.sleep(0.1)
-
         assert delta('earlyhelp_messages_total{input="notification"') == 4
         assert delta('earlyhelp_refusals_total{input="notification"') == 1
+        assert delta("earlyhelp_outbox_published_total") >= 3 + 3 + 1 + 1  # received, checked, rejected, copy
         assert after["earlyhelp_case_gauges_refreshed_timestamp_seconds"] > 0
     finally:
         stop.set()

@@ -75,8 +75,7 @@ def test_the_next_batch_is_parsed_while_the_one_before_commits_and_handled_only_
         conn.default_channel.queue_purge(NOTIFICATIONS_QUEUE)
     processor = RecordingProcessor()
     settings = Settings(broker_url=URL, database_url="sqlite://", metrics_port=0, batch_size=3)
-    relay = SimpleNamespace(run=lambda stop: stop.wait(), drain=lambda timeout: 0, wake=threading.Event(),
-                            wait_started=lambda timeout, stopping: True)
+    relay = SimpleNamespace(run=lambda stop: stop.wait(), drain=lambda timeout: 0, wake=threading.Event())
     runtime = EngineRuntime(settings, clock=None, status=EngineStatus(), db=SimpleNamespace(
         dialect=SimpleNamespace(name="sqlite"), dispose=lambda: None), processor=processor, relay=relay,
         scanner=None, senders=SimpleNamespace(is_open=False), connect=lambda: Connection(URL),
