@@ -36,7 +36,9 @@ SELECTION = ["tests/unit", "tests/integration", "tests/e2e", "-m", "today or not
 def _run_as_if_today(instant: str) -> subprocess.Popen:
     env = {**os.environ, TODAY_VARIABLE: instant}
     env.pop("PYTEST_ADDOPTS", None)
-    return subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SELECTION],
+    # --show-capture=no: a failure's own lines, not the logs captured around it, fill the tail kept below.
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--show-capture=no",
+                             "--tb=short", *SELECTION],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
