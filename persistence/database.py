@@ -20,10 +20,13 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     # No pool_pre_ping: it costs a round trip per transaction, and a connection lost to a restarted
     # PostgreSQL already fails its transaction as "database unavailable", which is retried on a new one.
-    # psycopg prepares a statement after five runs, and PostgreSQL then reuses a generic plan made
+    # psycopg prepares a statement after five runs by default, and PostgreSQL then reuses a generic plan made
     # while the tables were small: a seq scan for `key IN (...)` that grows with every stored case
-    # (measured here: ~11 ms to ~80 ms a batch's query as the tables grew to 12,000 cases). Custom plans keep the index lookups.
-    connect_args = {"options": "-c plan_cache_mode=force_custom_plan"}
+    # (measured here: ~11 ms to ~80 ms a batch's query as the tables grew to 12,000 cases). So no statement
+    # is prepared unless asked: each is planned with its values, and the look-ups keep their index scans.
+    # The one asked for is a batch's inserts (case_store.write_all), whose plan is the same for any values
+    # and cost a third of the statement to make afresh every time.
+    connect_args = {"prepare_threshold": None}
     return create_engine(url, pool_size=5, max_overflow=5, json_serializer=json_text,
                          connect_args=connect_args, **kwargs)
 
