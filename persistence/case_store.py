@@ -287,9 +287,9 @@ def write_all(conn: Connection, inserts: list[tuple[Table, list[dict]]], updates
     counts = ", ".join(f"(SELECT count(*) FROM u{i})" for i in range(len(updates))) or "0"
     sql = f"WITH {', '.join(clauses)} SELECT {counts}"
     # Inserts alone are prepared: from the sixth run PostgreSQL reuses a generic plan instead of planning
-    # a dozen CTEs again (profile_batch.py --statements: an intake batch's 17-26 ms became 12-18). Updates
-    # are not: their `key = ANY(ids)` must keep the index scan a generic plan made on small tables loses
-    # (database.make_engine). Sessions prepare nothing else.
+    # a dozen CTEs again (profile_batch.py --statements, alone: an intake batch of 100 took 22.7-26.1 ms,
+    # now 17.3-18.6). Updates are not: their `key = ANY(ids)` must keep the index scan that a generic plan
+    # made on small tables loses (database.make_engine). Sessions prepare nothing else.
     with _prepared(conn, not updates):
         row = iter(conn.exec_driver_sql(sql, tuple(params)).one())
     return [int(next(row)) if u.rows else 0 for u in given]

@@ -1,14 +1,13 @@
 """How the engine talks to its databases: settings that keep a batch's cost flat as cases accumulate."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 from sqlalchemy import select, text
 
 from earlyhelp.persistence.case_store import Update, write_all
 from earlyhelp.persistence.database import among, make_engine
 from earlyhelp.persistence.tables import cases, outbox
+from tests.clock import now
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +30,10 @@ def test_postgresql_sessions_plan_each_look_up_with_its_values(postgres_url):
 
 def test_a_batchs_inserts_alone_reuse_one_plan_and_its_updates_are_planned_each_time(postgres_url):
     engine = make_engine(postgres_url)
-    now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
     with engine.connect() as conn:
         for i in range(8):  # PostgreSQL plans the first five runs with their values, then compares
             write_all(conn, [(outbox, [{"event_id": f"plan-{i}", "exchange": "earlyhelp.events", "routing_key": "x",
-                                        "body": b"{}", "mandatory": False, "created_at": now, "attempts": 0}])])
+                                        "body": b"{}", "mandatory": False, "created_at": now(), "attempts": 0}])])
         for _ in range(8):
             write_all(conn, [], [Update(outbox, [{"id": -1, "attempts": 1}], "id")])
         [(statement, generic, custom)] = prepared_statements(conn)
