@@ -26,6 +26,7 @@ from struct import unpack_from
 from amqp.exceptions import UnexpectedFrame
 from amqp.transport import _UNAVAIL, TCPTransport
 
+HEADER = 7  # a frame's type (1 byte), channel (2) and payload size (4); the end octet follows the payload
 READ_SIZE = 64 * 1024  # a recv's most; a larger frame is read whole, however large (up to frame_max)
 FRAME_END = 206
 
@@ -54,10 +55,10 @@ def _whole_frame_buffered(transport) -> bool:
     if buffer is None:
         return False
     pos = state["_eh_pos"]
-    if len(buffer) - pos < 7:
+    if len(buffer) - pos < HEADER:
         return False
     size, = unpack_from(">I", buffer, pos + 3)
-    return len(buffer) - pos >= 8 + size
+    return len(buffer) - pos >= HEADER + size + 1
 
 
 def _fill(transport, buffer: bytearray, pos: int, needed: int) -> int:
@@ -73,7 +74,7 @@ def _fill(transport, buffer: bytearray, pos: int, needed: int) -> int:
             if exc.errno in (errno.EAGAIN, errno.EINTR):
                 # As py-amqp's _read: while reading a frame's header, a raise_on_initial_eintr transport
                 # reports a timeout (what came stays buffered); part-way through its payload, it reads on.
-                if len(buffer) < 7 and transport.raise_on_initial_eintr:
+                if len(buffer) < HEADER and transport.raise_on_initial_eintr:
                     raise socket.timeout() from exc
                 continue
             raise
@@ -88,20 +89,20 @@ def read_frame(self, unpack=None):  # noqa: ARG001 - py-amqp's signature
     buffer = _buffer(self)
     pos = self._eh_pos
     try:
-        while len(buffer) - pos < 7:
-            pos = _fill(self, buffer, pos, 7)
+        while len(buffer) - pos < HEADER:
+            pos = _fill(self, buffer, pos, HEADER)
         frame_type, channel, size = unpack_from(">BHI", buffer, pos)
-        while len(buffer) - pos < 8 + size:
-            pos = _fill(self, buffer, pos, 8 + size)
+        while len(buffer) - pos < HEADER + size + 1:
+            pos = _fill(self, buffer, pos, HEADER + size + 1)
     except socket.timeout:
         raise  # nothing was taken from the buffer: the next read goes on from what came
     except OSError as exc:
         if exc.errno not in _UNAVAIL:
             self.connected = False
         raise
-    end = pos + 7 + size
+    end = pos + HEADER + size
     with memoryview(buffer) as view:
-        payload = bytes(view[pos + 7:end])
+        payload = bytes(view[pos + HEADER:end])
     frame_end = buffer[end]
     self._eh_pos = end + 1
     if frame_end != FRAME_END:

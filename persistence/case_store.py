@@ -298,10 +298,10 @@ def write_all(conn: Connection, inserts: list[tuple[Table, list[dict]]], updates
 @contextmanager
 def _prepared(conn: Connection, prepare: bool):
     """psycopg prepares what runs inside this on its first run (when `prepare`), and nothing more after."""
-    driver = conn.connection.driver_connection
-    if not prepare or not hasattr(driver, "prepare_threshold"):
+    if not prepare:
         yield
         return
+    driver = conn.connection.driver_connection  # psycopg's: write_all comes here on PostgreSQL only
     before, driver.prepare_threshold = driver.prepare_threshold, 0
     try:
         yield
