@@ -77,21 +77,25 @@ class Batch:
         self.stored: dict[int, dict] = {}  # each notification as stored (JSON), dumped once for hashes and details
 
     def preload(self, parsed: list[Parsed]) -> None:
-        """Read every processed id, case and matching child the batch names: the processed ids, one look-up of
-        every notification's identifier hashes, then the cases (commands' and matches') with their clocks."""
-        self.processed = self.store.load_processed(p.key for p in parsed if p.key)
+        """Read every processed id, case and matching child the batch names: the processed ids (locking the
+        children's identifier hashes), one look-up of every notification's identifier hashes, then the cases
+        (commands' and matches') with their clocks."""
         command_cases = [p.case_id for p in parsed if p.input == "command" and p.message is not None]
         notifications = [p for p in parsed if p.input == "notification" and p.message is not None]
+        wanted: set[str] = set()
         if notifications:
             key = self.store.pseudonym_key()
             for p in notifications:
                 self.stored[id(p)] = p.message.model_dump(mode="json", exclude_none=True)
                 self.digests[id(p)] = child_digests(key, self.stored[id(p)])
             wanted = {d for found in self.digests.values() for d in found.values()}
-            if wanted:
-                since = a_year_before(min(p.message.received_at for p in notifications))
-                for digest, _kind, case_id in self.store.find_identified(wanted, since):
-                    self.identities.setdefault(digest, set()).add(case_id)
+        # The children's hashes are locked before they are looked up: another worker opening a case for one of
+        # them is waited for, and found (persistence/case_store.py, load_processed).
+        self.processed = self.store.load_processed((p.key for p in parsed if p.key), lock_children=wanted)
+        if wanted:
+            since = a_year_before(min(p.message.received_at for p in notifications))
+            for digest, _kind, case_id in self.store.find_identified(wanted, since):
+                self.identities.setdefault(digest, set()).add(case_id)
         matched = {cid for ids in self.identities.values() for cid in ids}
         self.cases = self.store.load_cases([*command_cases, *matched])
         self.versions_read = {cid: c.version for cid, c in self.cases.items()}

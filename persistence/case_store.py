@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, func, insert, select, text, update
 
 from earlyhelp.records.pseudonyms import PendingIdentifiers, store_key
 from earlyhelp.workflows.case_flow import Case
@@ -25,6 +25,16 @@ from .tables import (
     case_details, case_history, case_identifiers, cases, disclosures, linked_notifications, outbox,
     processed_messages, sla_clocks,
 )
+
+
+# A batch locks each of its children's identifier hashes (load_processed): up to this many locks, one each;
+# past it, one lock for all intake. PostgreSQL's lock table holds max_locks_per_transaction (64) times
+# max_connections (100) in all: 320 covers a default batch of 100 notifications with three identifiers
+# each, and eight workers holding as many leave room for everything else.
+CHILD_LOCKS_LIMIT = 320
+# The key of the one lock for all intake: every batch with children takes it, shared beside its own locks,
+# or alone and exclusive past CHILD_LOCKS_LIMIT. (Keys are bigints; the migrations lock 7243190.)
+ALL_CHILDREN_LOCK = 7243191
 
 
 class ConcurrencyConflict(Exception):
@@ -106,11 +116,24 @@ class CaseStore:
                         (cases.c.state != "closed") | (cases.c.last_occurred_at >= closed_since)))
         return [tuple(row) for row in self.conn.execute(query)]
 
-    def load_processed(self, keys) -> dict[str, tuple[str, str | None, datetime]]:
+    def load_processed(self, keys, lock_children=()) -> dict[str, tuple[str, str | None, datetime]]:
+        """The processed ids among `keys`. With `lock_children` (the identifier hashes of the children this batch
+        may open cases for), on PostgreSQL, the transaction first locks each hash until it ends.
+
+        Without the locks two workers given notifications for one new child at the same instant would both
+        look it up before either committed, find nothing and open two cases. With them the second waits for
+        the first's commit, and its look-up (find_identified, a later statement with a fresh snapshot) finds
+        the first's case. The locks go in this statement, the batch's first, so that they cost no round trip;
+        they are taken in key order, before any row lock, so two batches cannot deadlock on them."""
         keys = list(set(keys))
-        if not keys:
+        locks = _child_locks(lock_children) if self.conn.dialect.name == "postgresql" else []
+        if not keys and not locks:
             return {}
-        rows = self.conn.execute(select(processed_messages).where(among(self.conn, processed_messages.c.message_key, keys)))
+        if locks:
+            rows = self.conn.execute(_LOCK_THEN_LOAD_PROCESSED, {
+                "lock_keys": [k for k, _ in locks], "lock_shared": [s for _, s in locks], "keys": keys})
+        else:
+            rows = self.conn.execute(select(processed_messages).where(among(self.conn, processed_messages.c.message_key, keys)))
         return {r.message_key: (r.content_hash, r.case_id, r.processed_at) for r in rows}
 
     # -- writes (held until flush) ----------------------------------------------------------------
@@ -307,6 +330,31 @@ def _prepared(conn: Connection, prepare: bool):
         yield
     finally:
         driver.prepare_threshold = before
+
+
+# The locks first (a MATERIALIZED CTE, read by the WHERE clause's one-time filter, so it runs before the
+# scan), in the order given; then the processed ids.
+_LOCK_THEN_LOAD_PROCESSED = text("""
+    WITH locked AS MATERIALIZED (
+        SELECT CASE WHEN t.shared THEN pg_advisory_xact_lock_shared(t.k) ELSE pg_advisory_xact_lock(t.k) END
+        FROM unnest(CAST(:lock_keys AS bigint[]), CAST(:lock_shared AS boolean[])) WITH ORDINALITY AS t(k, shared, n)
+        ORDER BY t.n)
+    SELECT message_key, content_hash, case_id, processed_at FROM processed_messages
+    WHERE message_key = ANY(CAST(:keys AS varchar[])) AND (SELECT count(*) FROM locked) >= 0
+""").columns(processed_messages.c.message_key, processed_messages.c.content_hash, processed_messages.c.case_id,
+             processed_messages.c.processed_at)
+
+
+def _child_locks(digests) -> list[tuple[int, bool]]:
+    """(lock key, shared) for a batch's child identifier hashes, in the order to take them: the lock for all
+    intake shared, then one per hash (its first 63 bits), sorted; past CHILD_LOCKS_LIMIT hashes, the lock for
+    all intake alone, exclusive. Two hashes sharing a key only make one batch wait for another."""
+    keys = sorted({int(d[:16], 16) >> 1 for d in digests})
+    if not keys:
+        return []
+    if len(keys) > CHILD_LOCKS_LIMIT:
+        return [(ALL_CHILDREN_LOCK, False)]
+    return [(ALL_CHILDREN_LOCK, True), *((k, False) for k in keys)]
 
 
 def _clock_update_rows(rows: list[dict]) -> list[dict]:

@@ -55,7 +55,8 @@ class MemoryStore:
         self._flushed = False
 
     # -- reads (copies: a transaction's changes reach the database only at commit) ------------------
-    def load_processed(self, keys) -> dict[str, tuple[str, str | None, datetime]]:
+    def load_processed(self, keys, lock_children=()) -> dict[str, tuple[str, str | None, datetime]]:
+        # lock_children: nothing to lock, the memory database has one transaction at a time.
         return {k: self.database.processed[k] for k in set(keys) if k in self.database.processed}
 
     def load_cases(self, case_ids) -> dict[str, Case]:
