@@ -20,6 +20,7 @@ from earlyhelp.consumers.recording import case_id_for
 from earlyhelp.persistence.database import make_engine
 from earlyhelp.persistence.tables import cases, linked_notifications, outbox, sla_clocks
 from earlyhelp.schemas import DEFAULT_DISTRICTS, NOTIFICATIONS_EXCHANGE
+from tests.conftest import EventTap
 from tests.factories import OMIT, command_body, encode, notification_body
 
 pytestmark = pytest.mark.integration
@@ -101,6 +102,7 @@ def test_a_second_notification_of_an_open_cases_child_joins_it_and_each_referrer
 
 def test_a_child_whose_case_closed_this_year_is_a_re_referral_and_status_tells_each_referrer_its_story(
         settings, engine, tap, referrer_tap, upstream):
+    everything = EventTap(settings.broker_url)  # both kinds in one queue, in the order the relay sent them
     publish(upstream, school_referral("oak-2", upn=UPN))
     case_id = case_id_for("school", "oak-2")
     tap.wait_for(lambda e: e["event_type"] == "case.checked")
@@ -124,8 +126,11 @@ def test_a_child_whose_case_closed_this_year_is_a_re_referral_and_status_tells_e
     bodies = json.dumps([e for _, e, _ in referrer_tap.events])
     for personal in ("Sam", "Taylor", "Alex", "Jones", UPN, "2015-05-02", "ME14", "Patel", "worker-0042"):
         assert personal not in bodies
-    # The referrer's events were stored beside the case's own, in the same transactions.
-    keys = [r.routing_key for r in rows(settings, select(outbox.c.routing_key).order_by(outbox.c.id))]
+    # The referrer's events were stored beside the case's own, in the same transactions: the relay publishes
+    # the outbox in id order, so each follows its case event.
+    everything.wait_for(lambda e: e["event_type"] == "referrer.closed")
+    keys = everything.keys()
+    everything.close()
     assert keys.index("referrer.school.decided") == keys.index("case.triaged.maidstone") + 1
 
     own = run(settings, "status", "oak-2", "--source", "school")
