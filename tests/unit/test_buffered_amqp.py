@@ -161,13 +161,45 @@ def test_the_socket_timeout_is_left_alone_while_a_whole_frame_is_buffered(pair):
     assert ours.gettimeout() is None  # put back as it was
 
 
+def test_a_connection_reads_a_buffered_frame_without_the_timeout_context_and_waits_as_before_otherwise(
+        pair, monkeypatch):
+    ours, theirs = pair
+    theirs.sendall(frame(1, 0, b"a") + frame(1, 0, b"b"))
+    transport = transport_on(ours)
+    contexts = []
+    monkeypatch.setattr(TCPTransport, "read_frame", buffered_amqp.read_frame)  # as installed
+    monkeypatch.setattr(TCPTransport, "having_timeout", lambda t, timeout: contexts.append(timeout)
+                        or buffered_amqp.having_timeout(t, timeout))
+
+    class Connection:  # what Connection.blocking_read uses of py-amqp's Connection
+        def __init__(self):
+            self.transport, self.frames = transport, []
+
+        def on_inbound_frame(self, frame_):
+            self.frames.append(frame_)
+            return True
+
+    connection = Connection()
+    assert buffered_amqp.blocking_read(connection, timeout=0.05)  # nothing buffered: py-amqp's way, timeout
+    assert contexts == [0.05]
+    assert buffered_amqp.blocking_read(connection, timeout=0.05)  # came with the first recv: read straight
+    assert contexts == [0.05] and connection.frames == [(1, 0, b"a"), (1, 0, b"b")]
+    with pytest.raises(socket.timeout):  # nothing more: the timeout applies
+        buffered_amqp.blocking_read(connection, timeout=0.05)
+    assert contexts == [0.05, 0.05]
+
+
 def test_install_is_what_the_engine_runs_and_uninstall_puts_py_amqps_back():
+    from amqp.connection import Connection
+
     import earlyhelp.consumers.runtime  # noqa: F401 - installs on import
 
     assert TCPTransport.read_frame is buffered_amqp.read_frame
+    assert Connection.blocking_read is buffered_amqp.blocking_read
     try:
         buffered_amqp.uninstall()
         assert TCPTransport.read_frame is buffered_amqp._original_read_frame
+        assert Connection.blocking_read is buffered_amqp._original_blocking_read
     finally:
         buffered_amqp.install()
 
