@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_text, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_text,
+                               json_deserializer=orjson.loads, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         # Take the write lock when a transaction begins: a deferred transaction that reads and then
         # writes can fail at once with "database is locked" when another connection wrote meanwhile.
@@ -28,11 +29,14 @@ def make_engine(url: str, **kwargs) -> Engine:
     # and cost a third of the statement to make afresh every time.
     connect_args = {"prepare_threshold": None}
     return create_engine(url, pool_size=5, max_overflow=5, json_serializer=json_text,
-                         connect_args=connect_args, **kwargs)
+                         json_deserializer=orjson.loads, connect_args=connect_args, **kwargs)
 
 
 def json_text(value) -> str:
-    """orjson: the engine writes several JSON columns per message; the standard library is ~5x slower."""
+    """orjson, both ways (json_deserializer=orjson.loads): the engine writes several JSON columns per message
+    and the relay reads one per event; the standard library is ~5x slower. What is stored came through this
+    or PostgreSQL's jsonb, so it is valid Unicode with integers inside 2**53 (schemas/decoding.py), which
+    orjson reads as the standard library does."""
     return orjson.dumps(value).decode()
 
 
