@@ -131,7 +131,7 @@ class ConfirmingPublisher:
                     **_amqp_properties(m.properties), "application_headers": m.headers or {}, "delivery_mode": 2,
                     "content_type": m.properties.get("content_type", "application/json"),
                     "content_encoding": m.properties.get("content_encoding", "utf-8"),
-                    "user_id": user})
+                    "user_id": user or None})
                 frames.append(publish_frames(channel_id, frame_max, m.exchange, m.routing_key, m.mandatory,
                                              properties, m.body))
             except ENCODING_ERRORS:
