@@ -18,7 +18,7 @@ from earlyhelp.consumers.batch import BatchProcessor
 from earlyhelp.consumers.delivery import Delivery
 from earlyhelp.consumers.recording import case_id_for
 from earlyhelp.persistence.database import make_engine
-from earlyhelp.persistence.tables import cases, linked_notifications, outbox, sla_clocks
+from earlyhelp.persistence.tables import cases, linked_notifications, sla_clocks
 from earlyhelp.schemas import DEFAULT_DISTRICTS, NOTIFICATIONS_EXCHANGE
 from tests.conftest import EventTap
 from tests.factories import OMIT, command_body, encode, notification_body
@@ -100,9 +100,16 @@ def test_a_second_notification_of_an_open_cases_child_joins_it_and_each_referrer
     assert rows(settings, select(func.count()).select_from(cases))[0][0] == 2
 
 
+@pytest.fixture
+def everything(clean_broker):
+    """Case and referrer events in one queue, in the order the relay sent them."""
+    tap = EventTap(clean_broker)
+    yield tap
+    tap.close()
+
+
 def test_a_child_whose_case_closed_this_year_is_a_re_referral_and_status_tells_each_referrer_its_story(
-        settings, engine, tap, referrer_tap, upstream):
-    everything = EventTap(settings.broker_url)  # both kinds in one queue, in the order the relay sent them
+        settings, engine, tap, referrer_tap, everything, upstream):
     publish(upstream, school_referral("oak-2", upn=UPN))
     case_id = case_id_for("school", "oak-2")
     tap.wait_for(lambda e: e["event_type"] == "case.checked")
@@ -130,7 +137,6 @@ def test_a_child_whose_case_closed_this_year_is_a_re_referral_and_status_tells_e
     # the outbox in id order, so each follows its case event.
     everything.wait_for(lambda e: e["event_type"] == "referrer.closed")
     keys = everything.keys()
-    everything.close()
     assert keys.index("referrer.school.decided") == keys.index("case.triaged.maidstone") + 1
 
     own = run(settings, "status", "oak-2", "--source", "school")
