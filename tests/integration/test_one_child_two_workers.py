@@ -20,8 +20,8 @@ from earlyhelp.consumers.batch import BatchProcessor
 from earlyhelp.consumers.delivery import Delivery
 from earlyhelp.consumers.recording import case_id_for
 from earlyhelp.persistence import case_store
-from earlyhelp.persistence.case_store import CaseStore
 from earlyhelp.persistence.database import make_engine
+from earlyhelp.persistence.store import sql_transactions
 from earlyhelp.persistence.tables import case_identifiers, cases
 from earlyhelp.schemas import DEFAULT_DISTRICTS, NOTIFICATIONS_EXCHANGE
 from tests.clock import now
@@ -51,8 +51,7 @@ class HeldAfterLookUp:
 
     @contextmanager
     def __call__(self):
-        with self.db.begin() as conn:
-            store = CaseStore(conn)
+        with sql_transactions(self.db)() as store:  # the engine's own transactions, one look-up held
             find = store.find_identified
 
             def find_then_hold(*args, **kwargs):
